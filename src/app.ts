@@ -1,0 +1,183 @@
+// buildApp(config) -> a Fastify instance with every piece registered. It never listens.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Agent } from 'undici'
+import { AdminAuth, ClientAuth } from './auth.js'
+import { HttpCache } from './cache/http-cache.js'
+import { CacheStore } from './cache/store.js'
+import type { Config, Secret } from './config.js'
+import { errorBody, ShuttingDown, withRetryAfter } from './errors.js'
+import { loggerOptions } from './log.js'
+import { createMetrics } from './metrics.js'
+import { registerApiRoutes } from './routes/api.js'
+import { registerOpsRoutes } from './routes/ops.js'
+import { registerProxyRoutes } from './routes/proxy-admin.js'
+import { Upstream } from './upstream/client.js'
+
+export interface AppOptions {
+  config: Readonly<Config>
+  token: Secret
+  /** clock for cache freshness (tests) */
+  now?: () => number
+  /** a logger to use instead of pino on stdout (tests capture output this way) */
+  logger?: FastifyBaseLogger
+  /** extra TLS connect options for the upstream Agent (tests with a private CA) */
+  connect?: Agent.Options['connect']
+}
+
+export interface ProxyState {
+  closing: boolean
+  startedAt: number
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the client's name for logs, fairness and metrics: its key's name, or its address */
+    clientName: string
+    cacheResult?: string
+  }
+  interface FastifyInstance {
+    upstream: Upstream
+    cache: HttpCache
+    proxyState: ProxyState
+  }
+}
+
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const { config } = o
+  const now = o.now ?? Date.now
+  const app = Fastify({
+    ...(o.logger ? { loggerInstance: o.logger } : { logger: loggerOptions(config.logLevel) }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    requestTimeout: 120_000,
+    connectionTimeout: 0,
+    http: { headersTimeout: 20_000, maxHeaderSize: 16 * 1024 },
+    routerOptions: { maxParamLength: 8192 },
+    clientErrorHandler(err, socket) {
+      const e = err as NodeJS.ErrnoException & { code?: string }
+      if (e.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy()
+        return
+      }
+      const tooLarge = e.code === 'HPE_HEADER_OVERFLOW'
+      const timeout = e.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      const status = tooLarge ? 431 : timeout ? 408 : 400
+      const code = tooLarge ? 'HEADERS_TOO_LARGE' : timeout ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST'
+      const message = tooLarge ? 'Request headers are too large' : timeout ? 'The request took too long to arrive' : 'Malformed HTTP request'
+      const body = JSON.stringify(errorBody(status, code, message))
+      socket.end(
+        `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : timeout ? 'Request Timeout' : 'Bad Request'}\r\n` +
+          `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      )
+    },
+  })
+
+  const upstream = new Upstream({
+    apiUrl: config.apiUrl,
+    token: o.token,
+    timeoutMs: config.upstreamTimeoutMs,
+    log: app.log,
+    connect: o.connect,
+    throttle: {
+      limit: config.rateLimit,
+      windowMs: config.rateWindowMs,
+      maxConcurrent: config.maxConcurrent,
+      queueMax: config.queueMax,
+      queueTimeoutMs: config.queueTimeoutMs,
+    },
+  })
+  const cache = new HttpCache({
+    store: new CacheStore({ maxBytes: config.cacheMaxBytes, now }),
+    upstream,
+    rules: config.cacheRules,
+    ttlSeconds: config.cacheTtlSeconds,
+    staleSeconds: config.cacheStaleSeconds,
+    maxEntryBytes: Math.floor(config.cacheMaxBytes / 8),
+    now,
+    log: app.log,
+  })
+  const metrics = createMetrics(cache, upstream, config.rateLimit)
+  const state: ProxyState = { closing: false, startedAt: Date.now() }
+  app.decorate('upstream', upstream)
+  app.decorate('cache', cache)
+  app.decorate('proxyState', state)
+  app.decorateRequest('clientName', '')
+
+  const clientAuth = new ClientAuth(config.clientKeys)
+  const adminAuth = new AdminAuth(config.adminKey)
+  if (!clientAuth.enabled && !isLoopback(config.host)) {
+    app.log.warn({ host: config.host }, 'PROXY_API_KEYS is empty and HOST is not a loopback address: anyone who can reach this port can spend the token')
+  }
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (state.closing && request.url.startsWith('/api/')) {
+      reply.header('connection', 'close')
+      throw withRetryAfter(new ShuttingDown(), 5)
+    }
+  })
+
+  // One line per request, without the query (it may carry personal data) and never a header.
+  app.addHook('onResponse', async (request, reply) => {
+    const path = request.url.split('?', 1)[0]
+    metrics.requests.inc({ method: request.method, status: String(reply.statusCode) })
+    request.log.info(
+      {
+        method: request.method,
+        path,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        cache: request.cacheResult,
+        client: request.clientName || undefined,
+      },
+      'request',
+    )
+  })
+
+  app.setErrorHandler((err: FastifyError & { retryAfter?: number }, request: FastifyRequest, reply: FastifyReply) => {
+    if (err.code === 'ABORTED' || err.name === 'AbortError') {
+      // the client left; nobody reads this answer
+      return reply.code(499).send()
+    }
+    let status = err.statusCode ?? 500
+    let code = err.code
+    let message = err.message
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 413
+      code = 'BODY_TOO_LARGE'
+      message = `The request body is larger than ${config.bodyLimitBytes} bytes`
+    } else if (status >= 500 && !/^[A-Z_]+$/.test(code ?? '') || status === 500) {
+      request.log.error({ err }, 'unexpected error')
+      status = 500
+      code = 'INTERNAL_ERROR'
+      message = 'The proxy failed to handle this request'
+    } else if (!code || code.startsWith('FST_') || code.startsWith('ERR_')) {
+      code = status === 404 ? 'NOT_FOUND' : status === 413 ? 'BODY_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST'
+    }
+    if (status >= 500) request.log.warn({ code, status, path: request.url.split('?', 1)[0] }, message)
+    if (err.retryAfter) reply.header('retry-after', String(err.retryAfter))
+    return reply.code(status).type('application/json; charset=utf-8').send(errorBody(status, code!, message))
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0]
+    reply.code(404).send(errorBody(404, 'NOT_FOUND', `No such route: ${request.method} ${path.slice(0, 200)}`))
+  })
+
+  registerOpsRoutes(app, { state, metrics, redis: undefined })
+  registerProxyRoutes(app, { config, adminAuth })
+  await registerApiRoutes(app, { config, clientAuth, metrics })
+
+  app.addHook('preClose', async () => {
+    state.closing = true
+  })
+  app.addHook('onClose', async () => {
+    await upstream.close()
+  })
+  return app
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host)
+}

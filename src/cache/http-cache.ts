@@ -1,0 +1,288 @@
+// Cache policy for GET (and HEAD): fresh hits, coalesced misses, stale-while-revalidate,
+// stale-if-error, client directives, and precise eviction after writes. HTTP is the route's job;
+// this file decides what to answer.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Readable } from 'node:stream'
+import type { Upstream } from '../upstream/client.js'
+import { clientResponseHeaders } from '../upstream/headers.js'
+import { cacheKey, type CacheKey } from './key.js'
+import { linkedTargets, ttlFor, type CacheRules } from './rules.js'
+import { CacheStore, makeEntry, type Entry, type EvictFilter } from './store.js'
+
+export type CacheResult = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
+const NAME = 'jobprogress-proxy'
+
+export interface Served {
+  result: CacheResult
+  status: number
+  headers: Readonly<Record<string, string | string[]>>
+  body: Buffer
+  /** the RFC 9211 Cache-Status value */
+  cacheStatus: string
+  etag?: string
+  /** seconds since stored, on HIT and STALE */
+  age?: number
+}
+
+export interface CacheRequest {
+  /** path under /api/v3, percent-encoded as sent */
+  rawPath: string
+  /** '' or '?...', as sent */
+  rawQuery: string
+  cacheControl: string | undefined
+  client: string
+  signal: AbortSignal
+}
+
+export interface CacheStats {
+  hits: number
+  misses: number
+  stale: number
+  bypass: number
+  evicted: number
+  refreshes: number
+}
+
+export interface HttpCacheOptions {
+  store: CacheStore
+  upstream: Upstream
+  rules: CacheRules
+  ttlSeconds: number
+  staleSeconds: number
+  maxEntryBytes: number
+  now: () => number
+  log: FastifyBaseLogger
+  /** after a local eviction, e.g. to tell other replicas */
+  onEvict?: (filters: EvictFilter[]) => void
+}
+
+interface Fetched {
+  status: number
+  headers: Record<string, string | string[]>
+  body: Buffer
+  entry: Entry | undefined
+}
+
+interface Fill {
+  promise: Promise<Fetched>
+  controller: AbortController
+  waiters: number
+  /** a write touched this key while the call ran: answer the waiters, do not store */
+  invalidated: boolean
+  path: string
+  includes: readonly string[]
+}
+
+// Answers JobProgress sends for the request only, never to be stored or replayed.
+const NOT_STORED = new Set(['date', 'content-length', 'age', 'etag', 'x-cache', 'cache-status'])
+
+function directives(cacheControl: string | undefined): { noCache: boolean; noStore: boolean } {
+  const d = (cacheControl ?? '').toLowerCase()
+  return {
+    noStore: /(^|[,\s])no-store\b/.test(d),
+    noCache: /(^|[,\s])no-cache\b/.test(d) || /(^|[,\s])max-age\s*=\s*0\b/.test(d),
+  }
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const c of body) chunks.push(c as Buffer)
+  return Buffer.concat(chunks)
+}
+
+/** errors and answers that let a stale entry stand in (SPEC: stale-if-error) */
+function isFailure(err: unknown): boolean {
+  const code = (err as { code?: string })?.code
+  return code === 'UPSTREAM_UNREACHABLE' || code === 'UPSTREAM_TIMEOUT' || code === 'QUEUE_FULL' || code === 'QUEUE_TIMEOUT'
+}
+
+export class HttpCache {
+  readonly stats: CacheStats = { hits: 0, misses: 0, stale: 0, bypass: 0, evicted: 0, refreshes: 0 }
+  readonly store: CacheStore
+  readonly #o: HttpCacheOptions
+  readonly #inflight = new Map<string, Fill>()
+
+  constructor(o: HttpCacheOptions) {
+    this.#o = o
+    this.store = o.store
+  }
+
+  get inflight(): number {
+    return this.#inflight.size
+  }
+
+  async get(req: CacheRequest): Promise<Served> {
+    const k = cacheKey(req.rawPath, req.rawQuery)
+    const ttlMs = ttlFor(this.#o.rules, k.path, this.#o.ttlSeconds) * 1000
+    const dir = directives(req.cacheControl)
+    if (dir.noStore || ttlMs === 0) {
+      this.stats.bypass++
+      const f = await this.#fetch(k, req, 'read', req.signal, undefined, false)
+      return { ...f, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
+    }
+    const now = this.#o.now()
+    const entry = this.store.get(k.key)
+    if (entry && !dir.noCache) {
+      const age = now - entry.storedAt
+      if (age < entry.ttlMs) {
+        this.stats.hits++
+        return this.#fromEntry(entry, 'HIT', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}`)
+      }
+      if (!this.#inflight.has(k.key)) this.#refresh(k, req, ttlMs)
+      this.stats.stale++
+      return this.#fromEntry(entry, 'STALE', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}; fwd=stale`)
+    }
+
+    this.stats.misses++
+    const fill = this.#inflight.get(k.key) ?? this.#startFill(k, req, ttlMs, 'read')
+    let fetched: Fetched
+    try {
+      fetched = await this.#join(fill, req.signal)
+    } catch (err) {
+      if (entry && isFailure(err)) return this.#staleIfError(entry, (err as { statusCode?: number }).statusCode ?? 502)
+      throw err
+    }
+    if (entry && fetched.status >= 500) return this.#staleIfError(entry, fetched.status)
+    const fwd = dir.noCache ? 'request' : 'miss'
+    return {
+      result: 'MISS',
+      status: fetched.status,
+      headers: fetched.headers,
+      body: fetched.body,
+      etag: fetched.entry?.etag,
+      cacheStatus: `${NAME}; fwd=${fwd}; fwd-status=${fetched.status}${fetched.entry ? '; stored' : ''}`,
+    }
+  }
+
+  /**
+   * After a 2xx write to `rawPath`: the path and its subtree, each ancestor's own entries (any
+   * query), and the targets of the link rules. Fills in flight for those keys are not stored.
+   */
+  evictForWrite(rawPath: string): number {
+    const { path } = cacheKey(rawPath, '')
+    const ancestors = new Set<string>()
+    const segs = path.split('/')
+    for (let i = segs.length - 1; i > 1; i--) ancestors.add(segs.slice(0, i).join('/'))
+    const filters: EvictFilter[] = [
+      { match: (p) => p === path || p.startsWith(path + '/') || ancestors.has(p) },
+      ...linkedTargets(this.#o.rules, path).map((t) => ({ match: (p: string) => t.match.test(p), includes: t.includes })),
+    ]
+    const n = this.evict(filters)
+    this.#o.onEvict?.(filters)
+    return n
+  }
+
+  /** DELETE /_proxy/cache: everything, or one subtree. */
+  purge(prefix?: string): number {
+    const filters: EvictFilter[] = prefix
+      ? [{ match: (p) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : prefix + '/') }]
+      : [{ match: () => true }]
+    const n = this.evict(filters)
+    this.#o.onEvict?.(filters)
+    return n
+  }
+
+  /** Applies eviction filters to the store and to fills in flight. */
+  evict(filters: EvictFilter[]): number {
+    let n = 0
+    for (const f of filters) {
+      n += this.store.evict(f)
+      for (const fill of this.#inflight.values()) {
+        if (f.match(fill.path) && (f.includes === undefined || fill.includes.includes(f.includes))) fill.invalidated = true
+      }
+    }
+    this.stats.evicted += n
+    return n
+  }
+
+  #fromEntry(e: Entry, result: CacheResult, cacheStatus: string): Served {
+    const age = Math.max(0, Math.floor((this.#o.now() - e.storedAt) / 1000))
+    return { result, status: e.status, headers: e.headers, body: e.body, etag: e.etag, age, cacheStatus }
+  }
+
+  #staleIfError(e: Entry, status: number): Served {
+    this.stats.stale++
+    const ttl = Math.floor((e.ttlMs - (this.#o.now() - e.storedAt)) / 1000)
+    return this.#fromEntry(e, 'STALE', `${NAME}; hit; ttl=${ttl}; fwd=miss; fwd-status=${status}; detail=stale-if-error`)
+  }
+
+  #refresh(k: CacheKey, req: CacheRequest, ttlMs: number): void {
+    this.stats.refreshes++
+    const fill = this.#startFill(k, req, ttlMs, 'background')
+    fill.waiters++ // nobody waits, yet the refresh must not be cancelled
+    fill.promise.catch((err: unknown) => this.#o.log.warn({ err, path: k.path }, 'background refresh failed; the stale entry stays'))
+  }
+
+  #startFill(k: CacheKey, req: CacheRequest, ttlMs: number, cls: 'read' | 'background'): Fill {
+    const controller = new AbortController()
+    const fill: Fill = { controller, waiters: 0, invalidated: false, path: k.path, includes: k.includes, promise: undefined! }
+    fill.promise = this.#fetch(k, req, cls, controller.signal, ttlMs, true, fill).finally(() => {
+      if (this.#inflight.get(k.key) === fill) this.#inflight.delete(k.key)
+    })
+    this.#inflight.set(k.key, fill)
+    return fill
+  }
+
+  /** Waits for a fill; a waiter that leaves gives up its share, the last one cancels a queued call. */
+  #join(fill: Fill, signal: AbortSignal): Promise<Fetched> {
+    fill.waiters++
+    const leave = () => {
+      if (--fill.waiters === 0) fill.controller.abort()
+    }
+    signal.addEventListener('abort', leave, { once: true })
+    return fill.promise.finally(() => signal.removeEventListener('abort', leave))
+  }
+
+  async #fetch(
+    k: CacheKey,
+    req: CacheRequest,
+    cls: 'read' | 'background',
+    signal: AbortSignal,
+    ttlMs: number | undefined,
+    storable: boolean,
+    fill?: Fill,
+  ): Promise<Fetched> {
+    const answer = await this.#o.upstream.call({
+      method: 'GET',
+      path: req.rawPath,
+      query: req.rawQuery,
+      // an entry is shared by every client: ask for it the same way whoever asked first
+      headers: { accept: 'application/json', 'accept-encoding': 'identity' },
+      client: req.client,
+      cls,
+      signal,
+    })
+    let body: Buffer
+    try {
+      body = await readAll(answer.body)
+    } catch (err) {
+      throw this.#o.upstream.mapError(err, 'GET')
+    }
+    const headers = clientResponseHeaders(answer.headers)
+    for (const h of NOT_STORED) delete headers[h]
+    const cc = String(answer.headers['cache-control'] ?? '').toLowerCase()
+    let entry: Entry | undefined
+    if (
+      storable &&
+      ttlMs &&
+      answer.statusCode === 200 &&
+      !/(^|[,\s])no-store\b/.test(cc) &&
+      body.length <= this.#o.maxEntryBytes &&
+      !fill?.invalidated
+    ) {
+      entry = makeEntry({
+        key: k.key,
+        path: k.path,
+        includes: k.includes,
+        status: 200,
+        headers,
+        body,
+        storedAt: this.#o.now(),
+        ttlMs,
+        staleMs: this.#o.staleSeconds * 1000,
+      })
+      this.store.set(entry)
+    }
+    return { status: answer.statusCode, headers, body, entry }
+  }
+}

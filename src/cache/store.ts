@@ -1,0 +1,116 @@
+// The first cache tier: lru-cache bounded by bytes (bodies plus headers), with an index by path so
+// that evictions touch only the entries they mean.
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+
+export interface Entry {
+  key: string
+  path: string
+  includes: readonly string[]
+  status: number
+  headers: Readonly<Record<string, string | string[]>>
+  body: Buffer
+  /** strong validator, computed once when stored */
+  etag: string
+  storedAt: number
+  ttlMs: number
+  staleMs: number
+  size: number
+}
+
+export function makeEntry(
+  fields: Omit<Entry, 'etag' | 'size'>,
+): Entry {
+  const etag = `"${createHash('sha1').update(fields.body).digest('base64url')}"`
+  let headerBytes = 0
+  for (const [k, v] of Object.entries(fields.headers)) headerBytes += k.length + String(v).length + 4
+  // bookkeeping overhead per entry: the key twice (lru + index), the object itself
+  const size = Math.max(1, Math.ceil(fields.body.length + headerBytes + fields.key.length * 2 + 256))
+  return { ...fields, etag, size }
+}
+
+export interface StoreOptions {
+  maxBytes: number
+  now: () => number
+}
+
+export interface EvictFilter {
+  match: (path: string) => boolean
+  /** only entries whose includes[] set holds this name */
+  includes?: string
+}
+
+export class CacheStore {
+  readonly #lru: LRUCache<string, Entry>
+  readonly #byPath = new Map<string, Set<string>>()
+  readonly #now: () => number
+
+  constructor(o: StoreOptions) {
+    this.#now = o.now
+    this.#lru = new LRUCache<string, Entry>({
+      maxSize: o.maxBytes,
+      sizeCalculation: (e) => e.size,
+      perf: { now: o.now },
+      dispose: (e, key, reason) => {
+        if (reason === 'set') return // replaced by a newer entry under the same key
+        const keys = this.#byPath.get(e.path)
+        keys?.delete(key)
+        if (keys?.size === 0) this.#byPath.delete(e.path)
+      },
+    })
+  }
+
+  get entries(): number {
+    return this.#lru.size
+  }
+
+  get bytes(): number {
+    return this.#lru.calculatedSize
+  }
+
+  /** The entry, fresh or stale; undefined past its stale window. */
+  get(key: string): Entry | undefined {
+    const e = this.#lru.get(key)
+    if (e && this.#now() >= e.storedAt + e.ttlMs + e.staleMs) {
+      this.#lru.delete(key)
+      return undefined
+    }
+    return e
+  }
+
+  set(e: Entry): void {
+    const ttl = e.ttlMs + e.staleMs
+    if (ttl <= 0) return
+    this.#lru.set(e.key, e, { ttl, start: e.storedAt })
+    if (!this.#lru.has(e.key)) return // larger than the whole cache
+    let keys = this.#byPath.get(e.path)
+    if (!keys) this.#byPath.set(e.path, (keys = new Set()))
+    keys.add(e.key)
+  }
+
+  delete(key: string): void {
+    this.#lru.delete(key)
+  }
+
+  /** Removes every entry whose path passes the filter; returns how many went. */
+  evict(filter: EvictFilter): number {
+    let n = 0
+    for (const [path, keys] of [...this.#byPath]) {
+      if (!filter.match(path)) continue
+      for (const key of [...keys]) {
+        const e = this.#lru.peek(key, { allowStale: true })
+        if (filter.includes !== undefined && !e?.includes.includes(filter.includes)) continue
+        this.#lru.delete(key)
+        n++
+      }
+    }
+    return n
+  }
+
+  clear(): number {
+    const n = this.#lru.size
+    this.#lru.clear()
+    this.#byPath.clear()
+    return n
+  }
+}

@@ -1,0 +1,91 @@
+// Prometheus metrics: the names and labels of SPEC.md, one registry per app.
+import client from 'prom-client'
+import type { HttpCache } from './cache/http-cache.js'
+import type { Upstream } from './upstream/client.js'
+
+export interface Metrics {
+  registry: client.Registry
+  requests: client.Counter<'method' | 'status'>
+  cacheRequests: client.Counter<'result'>
+}
+
+export function createMetrics(cache: HttpCache, upstream: Upstream, limit: number): Metrics {
+  const registry = new client.Registry()
+  client.collectDefaultMetrics({ register: registry })
+  const requests = new client.Counter({
+    name: 'jobprogress_proxy_requests_total',
+    help: 'Client requests answered',
+    labelNames: ['method', 'status'] as const,
+    registers: [registry],
+  })
+  const cacheRequests = new client.Counter({
+    name: 'jobprogress_proxy_cache_requests_total',
+    help: 'Cacheable requests by result',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  })
+  for (const result of ['hit', 'miss', 'stale', 'bypass']) cacheRequests.inc({ result }, 0)
+  new client.Gauge({
+    name: 'jobprogress_proxy_cache_bytes',
+    help: 'Bytes held by the cache (bodies and headers)',
+    registers: [registry],
+    collect() {
+      this.set(cache.store.bytes)
+    },
+  })
+  new client.Gauge({
+    name: 'jobprogress_proxy_cache_entries',
+    help: 'Entries held by the cache',
+    registers: [registry],
+    collect() {
+      this.set(cache.store.entries)
+    },
+  })
+  const upstreamRequests = new client.Counter({
+    name: 'jobprogress_proxy_upstream_requests_total',
+    help: 'Calls made upstream, by status (or timeout, error)',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  })
+  const throttled = new client.Counter({
+    name: 'jobprogress_proxy_upstream_throttled_total',
+    help: '429s (and legacy throttle 500s) received from upstream and absorbed',
+    registers: [registry],
+  })
+  const duration = new client.Histogram({
+    name: 'jobprogress_proxy_upstream_duration_seconds',
+    help: 'Time to the upstream answer headers',
+    buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  })
+  new client.Gauge({
+    name: 'jobprogress_proxy_queue_depth',
+    help: 'Calls waiting for the limiter',
+    registers: [registry],
+    collect() {
+      this.set(upstream.throttle.depth)
+    },
+  })
+  new client.Gauge({
+    name: 'jobprogress_proxy_upstream_budget_remaining',
+    help: 'Upstream calls left in the current window',
+    registers: [registry],
+    async collect() {
+      this.set(await upstream.throttle.budgetLeft())
+    },
+  })
+  new client.Gauge({
+    name: 'jobprogress_proxy_upstream_budget_limit',
+    help: 'UPSTREAM_RATE_LIMIT',
+    registers: [registry],
+    collect() {
+      this.set(limit)
+    },
+  })
+  upstream.onAnswer = (status, seconds) => {
+    upstreamRequests.inc({ status })
+    duration.observe(seconds)
+  }
+  upstream.onThrottled = () => throttled.inc()
+  return { registry, requests, cacheRequests }
+}

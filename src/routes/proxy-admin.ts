@@ -1,0 +1,85 @@
+// /_proxy/: status JSON, the dashboard, and the admin actions (purge).
+import type { FastifyInstance } from 'fastify'
+import type { AdminAuth } from '../auth.js'
+import type { Config } from '../config.js'
+import { BadRequest } from '../errors.js'
+import { API_PREFIX } from '../safety.js'
+import { DASHBOARD_HTML } from './dashboard.js'
+
+export interface Status {
+  version: string
+  uptime_seconds: number
+  cache: {
+    entries: number
+    bytes: number
+    max_bytes: number
+    hits: number
+    misses: number
+    stale: number
+    bypass: number
+    evicted: number
+    refreshes: number
+    inflight: number
+  }
+  upstream: {
+    calls: number
+    throttled: number
+    queue_depth: number
+    running: number
+    budget_left: number
+    budget_limit: number
+    window_ms: number
+    paused_for_ms: number
+    queue_full: number
+    queue_timeouts: number
+    wait_ms_avg: number
+  }
+}
+
+export const VERSION = '0.1.0'
+
+export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<Config>; adminAuth: AdminAuth }): void {
+  app.get('/_proxy/status', async (): Promise<Status> => {
+    const { cache, upstream, proxyState } = app
+    const t = upstream.throttle
+    return {
+      version: VERSION,
+      uptime_seconds: Math.round((Date.now() - proxyState.startedAt) / 1000),
+      cache: {
+        entries: cache.store.entries,
+        bytes: cache.store.bytes,
+        max_bytes: o.config.cacheMaxBytes,
+        ...cache.stats,
+        inflight: cache.inflight,
+      },
+      upstream: {
+        calls: t.stats.calls,
+        throttled: t.stats.throttled,
+        queue_depth: t.depth,
+        running: t.running,
+        budget_left: await t.budgetLeft(),
+        budget_limit: o.config.rateLimit,
+        window_ms: o.config.rateWindowMs,
+        paused_for_ms: Math.max(0, t.pausedUntil - Date.now()),
+        queue_full: t.stats.queueFull,
+        queue_timeouts: t.stats.queueTimeouts,
+        wait_ms_avg: t.stats.calls ? Math.round(t.stats.waitMsTotal / t.stats.calls) : 0,
+      },
+    }
+  })
+
+  app.get('/_proxy/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML))
+  app.get('/_proxy', async (_request, reply) => reply.redirect('/_proxy/'))
+
+  app.delete('/_proxy/cache', async (request) => {
+    o.adminAuth.check(request)
+    const { prefix } = request.query as { prefix?: string }
+    if (prefix !== undefined) {
+      if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new BadRequest('prefix must be a path such as /jobs')
+    }
+    const p = prefix?.startsWith(API_PREFIX + '/') ? prefix.slice(API_PREFIX.length) : prefix
+    const purged = app.cache.purge(p && p !== '/' ? p.replace(/\/+$/, '') : undefined)
+    request.log.info({ prefix: p ?? '(all)', purged }, 'cache purged')
+    return { purged, prefix: p ?? null }
+  })
+}

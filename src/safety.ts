@@ -1,0 +1,37 @@
+// Request paths that must never reach the upstream, checked before routing does anything with them.
+// undici and WHATWG URL normalise `/api/v3/../../x` (and `%2e%2e`, and `\`) into `/x`: reject first.
+import { BadRequest } from './errors.js'
+
+export const API_PREFIX = '/api/v3'
+
+export interface SplitUrl {
+  /** the path under /api/v3, still percent-encoded, '' or starting with / */
+  rawPath: string
+  /** '' or '?...' as sent */
+  rawQuery: string
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/
+
+/** Throws BAD_REQUEST for a path that is unsafe to forward; returns its parts otherwise. */
+export function checkApiUrl(url: string): SplitUrl {
+  const q = url.indexOf('?')
+  const path = q < 0 ? url : url.slice(0, q)
+  const rawQuery = q < 0 ? '' : url.slice(q)
+  const rawPath = path.slice(API_PREFIX.length)
+  if (CONTROL.test(url)) throw new BadRequest('Control characters are not allowed in the URL')
+  if (path.includes('\\')) throw new BadRequest('Backslashes are not allowed in the path')
+  for (const segment of rawPath.split('/')) {
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(segment)
+    } catch {
+      throw new BadRequest('Malformed percent-encoding in the path')
+    }
+    if (decoded === '.' || decoded === '..') throw new BadRequest('Dot segments (. and ..) are not allowed in the path')
+    if (CONTROL.test(decoded)) throw new BadRequest('Control characters are not allowed in the path')
+    if (decoded.includes('/') || decoded.includes('\\')) throw new BadRequest('Encoded slashes are not allowed in the path')
+  }
+  return { rawPath, rawQuery }
+}

@@ -1,0 +1,52 @@
+// The only entry that listens: load the config, build the app, listen, close with grace.
+import { realpathSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, readToken, type LoadedConfig } from './config.js'
+
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let loaded: LoadedConfig
+  try {
+    loaded = loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`jobprogress-proxy: configuration error: ${err.message}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+  const { config } = loaded
+  const app = await buildApp(loaded)
+
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'closing after an error')
+    else app.log.info({ signal }, 'shutting down: finishing requests in flight')
+    await app.close()
+  })
+
+  if (config.tokenFile) {
+    process.on('SIGHUP', () => {
+      try {
+        app.upstream.setToken(readToken(env, config.tokenFile))
+        app.log.info('token re-read from JOBPROGRESS_TOKEN_FILE')
+      } catch (err) {
+        app.log.error({ message: (err as Error).message }, 'token file re-read failed; keeping the current token')
+      }
+    })
+  }
+
+  try {
+    const address = await app.listen({ host: config.host, port: config.port })
+    app.log.info({ address, upstream: config.apiUrl.href }, 'jobprogress-proxy listening')
+  } catch (err) {
+    process.stderr.write(`jobprogress-proxy: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+}
+
+// Run when executed directly (node dist/server.js), not when imported by the CLI or tests.
+const entry = process.argv[1] ? pathToFileURL(realpathSync(process.argv[1])).href : ''
+if (import.meta.url === entry) {
+  void main()
+}

@@ -1,0 +1,229 @@
+// The one way to JobProgress: a verifying undici Agent, the token, the limiter and the 429 rules.
+// The token is added here and nowhere else; nothing else in the proxy sees it.
+import { Readable } from 'node:stream'
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Secret } from '../config.js'
+import { QueueTimeout, UpstreamTimeout, UpstreamUnreachable, withRetryAfter } from '../errors.js'
+import { Throttle, type CallClass, type ThrottleOptions } from './throttle.js'
+import { upstreamRequestHeaders, type HeaderMap } from './headers.js'
+
+export interface CallOptions {
+  method: string
+  /** path under the API base, as the client sent it (still percent-encoded), e.g. /jobs/11 */
+  path: string
+  /** the raw query, '' or '?...', sent byte for byte */
+  query: string
+  headers: HeaderMap
+  body?: Buffer
+  client: string
+  cls: CallClass
+  signal?: AbortSignal
+}
+
+export interface Answer {
+  statusCode: number
+  headers: Record<string, string | string[] | undefined>
+  body: Readable
+}
+
+export interface UpstreamOptions {
+  apiUrl: URL
+  token: Secret
+  timeoutMs: number
+  throttle: Omit<ThrottleOptions, 'onError'>
+  log: FastifyBaseLogger
+  /** for tests and private CAs; undici verifies certificates by default and so do we */
+  connect?: Agent.Options['connect']
+}
+
+export interface UpstreamStats {
+  requests: Map<string, number>
+  durations: number[]
+}
+
+const THROTTLE_500 = /Too Many Attempts\./
+const PEEK_LIMIT = 64 * 1024
+
+/** Retry-After in ms: seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value
+  if (!v) return undefined
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000
+  const at = Date.parse(v)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now)
+}
+
+async function readAtMost(body: Readable, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > limit) {
+      body.destroy()
+      return undefined
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+export class Upstream {
+  readonly agent: Agent
+  readonly throttle: Throttle
+  readonly #o: UpstreamOptions
+  readonly #origin: string
+  readonly #basePath: string
+  #token: Secret
+  #lastThrottleLog = 0
+  /** called with every answer's status and duration (seconds), for metrics */
+  onAnswer: (status: string, seconds: number) => void = () => undefined
+  onThrottled: () => void = () => undefined
+
+  constructor(o: UpstreamOptions) {
+    this.#o = o
+    this.#token = o.token
+    this.#origin = o.apiUrl.origin
+    this.#basePath = o.apiUrl.pathname.replace(/\/+$/, '')
+    this.agent = new Agent({
+      keepAliveTimeout: 10_000,
+      connections: Math.max(4, o.throttle.maxConcurrent * 2),
+      connect: { timeout: Math.min(10_000, o.timeoutMs), ...o.connect },
+      headersTimeout: o.timeoutMs,
+      bodyTimeout: o.timeoutMs,
+    })
+    this.throttle = new Throttle({
+      ...o.throttle,
+      onError: (err) => o.log.error({ err }, 'rate limiter error'),
+    })
+  }
+
+  /** Replaces the token (JOBPROGRESS_TOKEN_FILE re-read): calls from now on use the new one. */
+  setToken(token: Secret): void {
+    this.#token = token
+  }
+
+  /**
+   * One call through the budget. 429s (and the legacy 500 "Too Many Attempts.") pause the limiter
+   * and the call is retried; the caller only ever sees a real answer or one of our errors.
+   */
+  async call(o: CallOptions): Promise<Answer> {
+    const deadline = Date.now() + this.#o.throttle.queueTimeoutMs
+    let cls = o.cls
+    for (;;) {
+      const answer = await this.throttle.run({ client: o.client, cls, signal: o.signal }, () => this.#send(o))
+      const throttled = await this.#throttled(answer)
+      if (!throttled) return answer
+      const wait = parseRetryAfter(answer.headers['retry-after']) ?? this.#o.throttle.windowMs
+      answer.body.resume() // drain before retrying
+      this.throttle.stats.throttled++
+      this.onThrottled()
+      void this.throttle.pause(wait)
+      const now = Date.now()
+      if (now - this.#lastThrottleLog > 1000) {
+        this.#lastThrottleLog = now
+        this.#o.log.info({ status: answer.statusCode, pauseMs: wait, path: o.path }, 'upstream throttled the call: limiter paused, call retried')
+      }
+      if (now + wait > deadline) {
+        throw withRetryAfter(new QueueTimeout(), wait / 1000)
+      }
+      cls = 'retry'
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.throttle.close()
+    await this.agent.close()
+  }
+
+  /** true when the answer is the upstream's throttle; a peeked 500 body is put back. */
+  async #throttled(answer: Answer): Promise<boolean> {
+    if (answer.statusCode === 429) return true
+    if (answer.statusCode !== 500) return false
+    let peeked: Buffer | undefined
+    try {
+      peeked = await readAtMost(answer.body, PEEK_LIMIT)
+    } catch (err) {
+      throw this.mapError(err, 'GET')
+    }
+    if (peeked === undefined) {
+      answer.body = Readable.from([])
+      return false
+    }
+    if (THROTTLE_500.test(peeked.toString('utf8'))) {
+      answer.body = Readable.from([])
+      return true
+    }
+    answer.body = Readable.from([peeked])
+    answer.headers['content-length'] = String(peeked.length)
+    return false
+  }
+
+  async #send(o: CallOptions): Promise<{ value: Answer; finished?: Promise<unknown> }> {
+    const seq = this.throttle.startedSeq
+    const started = performance.now()
+    const headers = upstreamRequestHeaders(o.headers)
+    headers.authorization = `Bearer ${this.#token.reveal()}`
+    if (o.body) headers['content-length'] = String(o.body.length)
+    let res: Dispatcher.ResponseData
+    try {
+      res = await this.agent.request({
+        origin: this.#origin,
+        path: this.#basePath + o.path + o.query,
+        method: o.method as Dispatcher.HttpMethod,
+        headers,
+        body: o.body,
+        // no signal: once sent, a call runs to its end. An answer nobody waits for any more still
+        // fills the cache, and a write is never cut off half-way (its outcome would be unknown).
+      })
+    } catch (err) {
+      this.onAnswer(errorLabel(err), (performance.now() - started) / 1000)
+      throw this.mapError(err, o.method)
+    }
+    this.onAnswer(String(res.statusCode), (performance.now() - started) / 1000)
+    const remaining = Number(res.headers['x-ratelimit-remaining'])
+    if (res.headers['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
+      void this.throttle.observeRemaining(remaining, seq)
+    }
+    const body = res.body as unknown as Readable
+    const answer: Answer = { statusCode: res.statusCode, headers: { ...res.headers }, body }
+    // the call holds its concurrency slot until its body has been read or dropped
+    const finished = new Promise((resolve) => body.once('close', resolve))
+    return { value: answer, finished }
+  }
+
+  /** Our error for an undici failure (connect, timeout, reset, broken body). */
+  mapError(err: unknown, method: string): Error {
+    const write = !['GET', 'HEAD', 'OPTIONS'].includes(method)
+    const e = err as { code?: string; name?: string }
+    if (e?.name === 'AbortError' || e?.code === 'ABORTED' || e?.code === 'UND_ERR_ABORTED') return err as Error
+    if (e?.code === 'QUEUE_FULL' || e?.code === 'QUEUE_TIMEOUT' || e?.code === 'SHUTTING_DOWN') return err as Error
+    const unknownOutcome = write ? ' The write may or may not have been applied: check before retrying.' : ''
+    if (
+      err instanceof undiciErrors.HeadersTimeoutError ||
+      err instanceof undiciErrors.BodyTimeoutError ||
+      err instanceof undiciErrors.ConnectTimeoutError
+    ) {
+      const before = err instanceof undiciErrors.ConnectTimeoutError
+      return new UpstreamTimeout(
+        `JobProgress did not answer within ${this.#o.timeoutMs} ms.` + (before ? ' The call was not sent.' : unknownOutcome),
+        { cause: err },
+      )
+    }
+    const code = e?.code ?? 'ERROR'
+    const notSent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+    const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code)
+    const what = tls ? 'its TLS certificate could not be verified' : `the connection failed (${code})`
+    return new UpstreamUnreachable(
+      `JobProgress could not be reached: ${what}.` + (notSent || tls ? ' The call was not sent.' : unknownOutcome),
+      { cause: err },
+    )
+  }
+}
+
+function errorLabel(err: unknown): string {
+  const e = err as { code?: string }
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) return 'timeout'
+  if (e?.code === 'UND_ERR_ABORTED' || (err as Error)?.name === 'AbortError') return 'aborted'
+  return 'error'
+}

@@ -1,0 +1,291 @@
+// The budget: one Bottleneck limiter that every upstream call goes through, fed by a fair queue.
+//
+// Budget model: a sliding-window log kept in Bottleneck's reservoir. The reservoir starts at the
+// limit; a call takes one slot when Bottleneck starts it, and that slot comes back one window after
+// the call's answer arrived. So any interval of one window holds at most `limit` calls, whatever the
+// alignment of the upstream's own fixed window, and a burst up to the budget goes out at once.
+// Slots taken by others (X-RateLimit-Remaining lower than our estimate) and by a 429 pause are
+// "phantom calls" of the log: they come back the same way, so the slots in play always add up to
+// the limit.
+//
+// Queue: Bottleneck cannot take a job back once queued, so waiting happens here, in front of it:
+// by class (retries, writes, reads, background refreshes), round-robin between clients within a
+// class. At most one job waits inside Bottleneck at a time: a caller that leaves (disconnect, queue
+// timeout) simply leaves this queue, and a newcomer from another client is one slot from the front.
+import Bottleneck from 'bottleneck'
+import { QueueFull, QueueTimeout, ShuttingDown, withRetryAfter } from '../errors.js'
+
+export type CallClass = 'retry' | 'write' | 'read' | 'background'
+const CLASSES: readonly CallClass[] = ['retry', 'write', 'read', 'background']
+
+export interface ThrottleOptions {
+  limit: number
+  windowMs: number
+  maxConcurrent: number
+  queueMax: number
+  queueTimeoutMs: number
+  /** Bottleneck options for clustering (id, datastore, connection); local when absent */
+  bottleneck?: Bottleneck.ConstructorOptions
+  onError?: (err: unknown) => void
+}
+
+/** What a job returns: its value for the caller now, and when the call is really over. */
+export interface JobResult<T> {
+  value: T
+  /** settles when the call stops occupying a concurrency slot (body read or closed) */
+  finished?: Promise<unknown>
+}
+
+interface Waiter {
+  client: string
+  cls: CallClass
+  state: 'queued' | 'handed' | 'running' | 'abandoned'
+  enqueuedAt: number
+  timer: NodeJS.Timeout | undefined
+  job: () => Promise<void>
+  fail: (err: unknown) => void
+  detach: () => void
+}
+
+export class AbortedError extends Error {
+  override name = 'AbortError'
+  code = 'ABORTED'
+}
+
+export interface ThrottleStats {
+  calls: number
+  throttled: number
+  pauses: number
+  queueTimeouts: number
+  queueFull: number
+  waitMsTotal: number
+  corrections: number
+}
+
+export class Throttle {
+  readonly limiter: Bottleneck
+  readonly stats: ThrottleStats = { calls: 0, throttled: 0, pauses: 0, queueTimeouts: 0, queueFull: 0, waitMsTotal: 0, corrections: 0 }
+  readonly #o: ThrottleOptions
+  readonly #queues = new Map<CallClass, Map<string, Waiter[]>>(CLASSES.map((c) => [c, new Map()]))
+  readonly #timers = new Set<NodeJS.Timeout>()
+  #waiting = 0
+  #inLimiter = 0
+  #running = 0
+  #started = 0
+  #pausedUntil = 0
+  #closed = false
+
+  constructor(o: ThrottleOptions) {
+    this.#o = o
+    this.limiter = new Bottleneck({
+      maxConcurrent: o.maxConcurrent,
+      reservoir: o.limit,
+      ...o.bottleneck,
+    })
+    this.limiter.on('error', (err) => o.onError?.(err))
+  }
+
+  /** Calls waiting for the budget (the SPEC's queue depth). */
+  get depth(): number {
+    return this.#waiting + this.#inLimiter
+  }
+
+  get running(): number {
+    return this.#running
+  }
+
+  /** Sequence number of the last call started; see observeRemaining. */
+  get startedSeq(): number {
+    return this.#started
+  }
+
+  get pausedUntil(): number {
+    return this.#pausedUntil
+  }
+
+  /** Budget left in the current window (slots not in use), never negative. */
+  async budgetLeft(): Promise<number> {
+    const r = await this.limiter.currentReservoir()
+    return Math.max(0, r ?? this.#o.limit)
+  }
+
+  /** Seconds a client should wait before trying again, from the queue and the budget. */
+  retryAfterSeconds(): number {
+    const ahead = this.depth + 1
+    const windows = ahead / this.#o.limit
+    const pause = Math.max(0, this.#pausedUntil - Date.now())
+    return Math.max(1, Math.ceil((windows * this.#o.windowMs + pause) / 1000))
+  }
+
+  /**
+   * Runs `fn` when the budget allows. Rejects with QUEUE_FULL, QUEUE_TIMEOUT, SHUTTING_DOWN, or an
+   * AbortedError when `signal` aborts while the call is still waiting (it then costs no budget).
+   */
+  run<T>(opts: { client: string; cls: CallClass; signal?: AbortSignal }, fn: () => Promise<JobResult<T>>): Promise<T> {
+    if (this.#closed) return Promise.reject(withRetryAfter(new ShuttingDown(), 5))
+    if (opts.signal?.aborted) return Promise.reject(new AbortedError('the caller left'))
+    if (this.#waiting >= this.#o.queueMax && opts.cls !== 'retry') {
+      this.stats.queueFull++
+      return Promise.reject(withRetryAfter(new QueueFull(), this.retryAfterSeconds()))
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => this.#abandon(w, new AbortedError('the caller left'))
+      const w: Waiter = {
+        client: opts.client,
+        cls: opts.cls,
+        state: 'queued',
+        enqueuedAt: Date.now(),
+        timer: undefined,
+        fail: reject,
+        detach: () => {
+          clearTimeout(w.timer)
+          opts.signal?.removeEventListener('abort', onAbort)
+        },
+        job: async () => {
+          w.detach()
+          w.state = 'running'
+          this.#started++
+          this.#running++
+          this.stats.calls++
+          this.stats.waitMsTotal += Date.now() - w.enqueuedAt
+          let answeredAt = Date.now()
+          try {
+            const { value, finished } = await fn()
+            answeredAt = Date.now()
+            resolve(value)
+            await finished?.catch(() => undefined)
+          } catch (err) {
+            answeredAt = Date.now()
+            reject(err)
+          } finally {
+            this.#running--
+            this.#returnAt(answeredAt + this.#o.windowMs, 1)
+          }
+        },
+      }
+      w.timer = setTimeout(() => {
+        this.stats.queueTimeouts++
+        this.#abandon(w, withRetryAfter(new QueueTimeout(), this.retryAfterSeconds()))
+      }, this.#o.queueTimeoutMs)
+      opts.signal?.addEventListener('abort', onAbort, { once: true })
+      const perClient = this.#queues.get(opts.cls)!
+      const list = perClient.get(opts.client)
+      if (list) list.push(w)
+      else perClient.set(opts.client, [w])
+      this.#waiting++
+      this.#pump()
+    })
+  }
+
+  /** Stops all sending until `ms` from now: every slot, not only one call's. */
+  async pause(ms: number): Promise<void> {
+    const until = Date.now() + ms
+    if (until <= this.#pausedUntil) return
+    this.#pausedUntil = until
+    this.stats.pauses++
+    const r = (await this.limiter.currentReservoir()) ?? 0
+    if (r > 0) {
+      await this.limiter.incrementReservoir(-r)
+      this.#returnAt(until, r)
+    }
+  }
+
+  /**
+   * The upstream said `remaining` calls are left, in an answer to the call started as number `seq`.
+   * Calls we started after it may not be counted in that figure yet: subtract them. Lower than our
+   * own estimate means someone else spends the budget: take the difference out for one window.
+   */
+  async observeRemaining(remaining: number, seq: number): Promise<void> {
+    const estimate = remaining - Math.max(0, this.#started - seq)
+    const r = (await this.limiter.currentReservoir()) ?? 0
+    if (estimate < r) {
+      const d = r - Math.max(0, estimate)
+      this.stats.corrections++
+      await this.limiter.incrementReservoir(-d)
+      this.#returnAt(Date.now() + this.#o.windowMs, d)
+    }
+  }
+
+  /** Rejects every waiting call with SHUTTING_DOWN and stops the limiter. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const perClient of this.#queues.values()) {
+      for (const list of perClient.values()) {
+        for (const w of list) this.#abandon(w, withRetryAfter(new ShuttingDown(), 5))
+      }
+    }
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    await this.limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)
+    await this.limiter.disconnect(true)
+  }
+
+  #abandon(w: Waiter, err: unknown): void {
+    if (w.state === 'running' || w.state === 'abandoned') return
+    w.detach()
+    if (w.state === 'queued') {
+      const perClient = this.#queues.get(w.cls)!
+      const list = perClient.get(w.client)!
+      list.splice(list.indexOf(w), 1)
+      if (list.length === 0) perClient.delete(w.client)
+      this.#waiting--
+    }
+    // 'handed': Bottleneck holds the job; it will see the state and give its slot straight back.
+    w.state = 'abandoned'
+    w.fail(err)
+  }
+
+  #next(): Waiter | undefined {
+    for (const cls of CLASSES) {
+      const perClient = this.#queues.get(cls)!
+      for (const [client, list] of perClient) {
+        const w = list.shift()!
+        perClient.delete(client)
+        if (list.length > 0) perClient.set(client, list) // to the back of the round
+        return w
+      }
+    }
+    return undefined
+  }
+
+  #pump(): void {
+    while (!this.#closed && this.#inLimiter < 1 && this.#waiting > 0) {
+      const w = this.#next()!
+      this.#waiting--
+      this.#inLimiter++
+      w.state = 'handed'
+      this.limiter
+        .schedule(async () => {
+          this.#inLimiter--
+          this.#pump()
+          if (w.state === 'abandoned') {
+            // never sent: the slot was not spent
+            await this.limiter.incrementReservoir(1)
+            return
+          }
+          await w.job()
+        })
+        .catch((err: unknown) => {
+          if (w.state === 'handed') {
+            this.#inLimiter--
+            w.state = 'abandoned'
+            w.fail(this.#closed ? withRetryAfter(new ShuttingDown(), 5) : err)
+          }
+        })
+    }
+  }
+
+  /** Gives `n` slots back at time `at`, or when a pause ends if one runs then. */
+  #returnAt(at: number, n: number): void {
+    if (this.#closed) return
+    const t = setTimeout(() => {
+      this.#timers.delete(t)
+      if (this.#closed) return
+      if (Date.now() < this.#pausedUntil) return this.#returnAt(this.#pausedUntil, n)
+      this.limiter.incrementReservoir(n).catch((err: unknown) => this.#o.onError?.(err))
+    }, Math.max(0, at - Date.now()))
+    t.unref()
+    this.#timers.add(t)
+  }
+}
