@@ -25,6 +25,9 @@ export interface AppOptions {
 }
 
 export interface ProxyState {
+  /** false from the start of shutdown: /readyz answers 503 */
+  ready: boolean
+  /** true once new API calls get 503 SHUTTING_DOWN (after SHUTDOWN_DELAY_MS) */
   closing: boolean
   startedAt: number
 }
@@ -55,6 +58,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     connectionTimeout: 0,
     http: { headersTimeout: 20_000, maxHeaderSize: 16 * 1024 },
     routerOptions: { maxParamLength: 8192 },
+    // the router's own complaints (a malformed URL, a bad header) in the SPEC shape
+    frameworkErrors(error, _request, reply) {
+      const status = (error as { statusCode?: number }).statusCode ?? 400
+      const message = error.code === 'FST_ERR_BAD_URL' ? 'Malformed percent-encoding in the URL' : error.message
+      ;(reply as FastifyReply).code(status).send(errorBody(status, status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', message))
+    },
     clientErrorHandler(err, socket) {
       const e = err as NodeJS.ErrnoException & { code?: string }
       if (e.code === 'ECONNRESET' || !socket.writable) {
@@ -99,7 +108,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     log: app.log,
   })
   const metrics = createMetrics(cache, upstream, config.rateLimit)
-  const state: ProxyState = { closing: false, startedAt: Date.now() }
+  const state: ProxyState = { ready: true, closing: false, startedAt: Date.now() }
   app.decorate('upstream', upstream)
   app.decorate('cache', cache)
   app.decorate('proxyState', state)
@@ -116,6 +125,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       reply.header('connection', 'close')
       throw withRetryAfter(new ShuttingDown(), 5)
     }
+  })
+
+  // While closing, every answer ends its connection, so that keep-alive clients let go.
+  app.addHook('onSend', async (_request, reply) => {
+    if (state.closing) reply.header('connection', 'close')
   })
 
   // One line per request, without the query (it may carry personal data) and never a header.
@@ -169,8 +183,14 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   registerProxyRoutes(app, { config, adminAuth })
   await registerApiRoutes(app, { config, clientAuth, metrics })
 
+  // Shutdown: not ready at once (load balancers stop sending), keep serving for SHUTDOWN_DELAY_MS,
+  // then refuse new calls and give calls still waiting for the budget a 503: they were never sent,
+  // and another replica (or a retry) can take them. Calls in flight run to their end.
   app.addHook('preClose', async () => {
+    state.ready = false
+    if (config.shutdownDelayMs) await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
     state.closing = true
+    upstream.throttle.rejectWaiting()
   })
   app.addHook('onClose', async () => {
     await upstream.close()

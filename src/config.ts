@@ -49,6 +49,7 @@ export interface Config {
   bodyLimitBytes: number
   redisUrl: string | undefined
   logLevel: string
+  shutdownDelayMs: number
 }
 
 export class ConfigError extends Error {
@@ -97,6 +98,7 @@ export const DEFAULTS = {
   QUEUE_MAX: '1000',
   QUEUE_TIMEOUT_MS: '60000',
   BODY_LIMIT_BYTES: '26214400',
+  SHUTDOWN_DELAY_MS: '0',
   LOG_LEVEL: 'info',
 } as const
 
@@ -119,6 +121,7 @@ const schema = z.object({
   QUEUE_MAX: int(0).default(Number(DEFAULTS.QUEUE_MAX)),
   QUEUE_TIMEOUT_MS: int(1).default(Number(DEFAULTS.QUEUE_TIMEOUT_MS)),
   BODY_LIMIT_BYTES: int(1).default(Number(DEFAULTS.BODY_LIMIT_BYTES)),
+  SHUTDOWN_DELAY_MS: int(0, 8000).default(Number(DEFAULTS.SHUTDOWN_DELAY_MS)),
   REDIS_URL: optional.refine((v) => v === undefined || /^rediss?:\/\//.test(v), 'expected redis:// or rediss:// URL'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
 })
@@ -207,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     redisUrl: e.REDIS_URL,
     logLevel: e.LOG_LEVEL,
+    shutdownDelayMs: e.SHUTDOWN_DELAY_MS,
   }
   return { config: Object.freeze(config), token }
 }

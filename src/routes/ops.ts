@@ -11,7 +11,7 @@ export function registerOpsRoutes(app: FastifyInstance, o: { state: ProxyState; 
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (_request, reply) => {
-    if (o.state.closing) return reply.code(503).send({ status: 'shutting_down' })
+    if (!o.state.ready) return reply.code(503).send({ status: 'shutting_down' })
     if (o.redis && !o.redis.ready()) return reply.code(503).send({ status: 'redis_unavailable' })
     return { status: 'ready' }
   })

@@ -76,6 +76,7 @@ export class Upstream {
   readonly #basePath: string
   #token: Secret
   #lastThrottleLog = 0
+  #closed = false
   /** called with every answer's status and duration (seconds), for metrics */
   onAnswer: (status: string, seconds: number) => void = () => undefined
   onThrottled: () => void = () => undefined
@@ -132,6 +133,8 @@ export class Upstream {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
     await this.throttle.close()
     await this.agent.close()
   }

@@ -74,6 +74,9 @@ export class Throttle {
   #started = 0
   #pausedUntil = 0
   #closed = false
+  #stopped = false
+  /** handed to Bottleneck, not started yet */
+  readonly #handed = new Set<Waiter>()
 
   constructor(o: ThrottleOptions) {
     this.#o = o
@@ -206,15 +209,22 @@ export class Throttle {
     }
   }
 
-  /** Rejects every waiting call with SHUTTING_DOWN and stops the limiter. */
-  async close(): Promise<void> {
-    if (this.#closed) return
+  /** Shutdown: every call still waiting gets SHUTTING_DOWN (it was never sent); new ones too. */
+  rejectWaiting(): void {
     this.#closed = true
     for (const perClient of this.#queues.values()) {
-      for (const list of perClient.values()) {
-        for (const w of list) this.#abandon(w, withRetryAfter(new ShuttingDown(), 5))
+      for (const list of [...perClient.values()]) {
+        for (const w of [...list]) this.#abandon(w, withRetryAfter(new ShuttingDown(), 5))
       }
     }
+    for (const w of [...this.#handed]) this.#abandon(w, withRetryAfter(new ShuttingDown(), 5))
+  }
+
+  /** Rejects every waiting call with SHUTTING_DOWN and stops the limiter. */
+  async close(): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    this.rejectWaiting()
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.clear()
     await this.limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)
@@ -255,8 +265,10 @@ export class Throttle {
       this.#waiting--
       this.#inLimiter++
       w.state = 'handed'
+      this.#handed.add(w)
       this.limiter
         .schedule(async () => {
+          this.#handed.delete(w)
           this.#inLimiter--
           this.#pump()
           if (w.state === 'abandoned') {
@@ -267,6 +279,7 @@ export class Throttle {
           await w.job()
         })
         .catch((err: unknown) => {
+          this.#handed.delete(w)
           if (w.state === 'handed') {
             this.#inLimiter--
             w.state = 'abandoned'
