@@ -6,6 +6,7 @@ import { HttpCache } from './cache/http-cache.js'
 import { CacheStore } from './cache/store.js'
 import type { Config, Secret } from './config.js'
 import { errorBody, ShuttingDown, withRetryAfter } from './errors.js'
+import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics } from './metrics.js'
 import { registerApiRoutes } from './routes/api.js'
@@ -151,8 +152,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError & { retryAfter?: number }, request: FastifyRequest, reply: FastifyReply) => {
     if (err.code === 'ABORTED' || err.name === 'AbortError') {
-      // the client left; nobody reads this answer
-      return reply.code(499).send()
+      // the client left: nobody reads an answer, and its connection must not linger
+      request.cacheResult = 'ABORTED'
+      reply.hijack()
+      request.raw.socket?.destroy()
+      return
     }
     let status = err.statusCode ?? 500
     let code = err.code
@@ -186,11 +190,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   // Shutdown: not ready at once (load balancers stop sending), keep serving for SHUTDOWN_DELAY_MS,
   // then refuse new calls and give calls still waiting for the budget a 503: they were never sent,
   // and another replica (or a retry) can take them. Calls in flight run to their end.
+  const sockets = trackSockets(app.server)
   app.addHook('preClose', async () => {
     state.ready = false
     if (config.shutdownDelayMs) await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
     state.closing = true
     upstream.throttle.rejectWaiting()
+    sockets.closeIdle()
   })
   app.addHook('onClose', async () => {
     await upstream.close()

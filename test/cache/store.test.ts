@@ -41,16 +41,16 @@ describe('what is stored', () => {
   })
 
   it('keeps the total under CACHE_MAX_BYTES, and passes answers over 1/8 of it without storing', async () => {
-    s = await startStack({ env: { CACHE_MAX_BYTES: '60000', UPSTREAM_RATE_LIMIT: '1000' }, sim: { rateLimit: 1000 } })
-    // /jobs?limit=100 is about 45 KB: over 60000/8, so never stored
-    const big1 = await get('/jobs?limit=100')
+    s = await startStack({ env: { CACHE_MAX_BYTES: '20000', UPSTREAM_RATE_LIMIT: '1000' }, sim: { rateLimit: 1000 } })
+    // /jobs?limit=10 is about 5 KB: over 20000/8, so never stored
+    const big1 = await get('/jobs?limit=10')
     expect(big1.status).toBe(200)
-    expect((await get('/jobs?limit=100')).headers.get('x-cache')).toBe('MISS')
+    expect((await get('/jobs?limit=10')).headers.get('x-cache')).toBe('MISS')
     expect(s.sim.count('/jobs')).toBe(2)
     for (let id = 1; id <= 60; id++) await get(`/jobs/${id}`)
     const status = (await (await fetch(`${s.url}/_proxy/status`)).json()) as { cache: { bytes: number; entries: number; max_bytes: number } }
-    expect(status.cache.max_bytes).toBe(60000)
-    expect(status.cache.bytes).toBeLessThanOrEqual(60000)
+    expect(status.cache.max_bytes).toBe(20000)
+    expect(status.cache.bytes).toBeLessThanOrEqual(20000)
     expect(status.cache.entries).toBeGreaterThan(5)
     expect(status.cache.entries).toBeLessThan(60)
     // the most recent ones are still there, the oldest went
