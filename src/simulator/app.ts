@@ -18,7 +18,7 @@ export interface SimulatorOptions {
   logger?: boolean
 }
 
-export type FaultKind = 'reset' | 'reset-mid-body' | 'hang' | 'status' | 'html' | 'truncate' | 'not-json' | 'delay' | 'throttle'
+export type FaultKind = 'reset' | 'reset-mid-body' | 'hang' | 'status' | 'html' | 'truncate' | 'not-json' | 'delay' | 'throttle' | 'no-store'
 
 export interface Fault {
   kind: FaultKind
@@ -273,6 +273,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   app.addHook('onSend', async (request, reply, payload) => {
     const path = (request.raw.url ?? '/').split('?', 1)[0]!.slice(API.length) || '/'
     if (reply.statusCode >= 400) return payload
+    if (takeFault(request, path, 'no-store')) reply.header('cache-control', 'no-store, private')
     if (takeFault(request, path, 'not-json')) {
       reply.type('text/plain')
       return 'OK, but not JSON'
