@@ -82,6 +82,13 @@ export function createMetrics(cache: HttpCache, upstream: Upstream, limit: numbe
       this.set(limit)
     },
   })
+  const wait = new client.Histogram({
+    name: 'jobprogress_proxy_queue_wait_seconds',
+    help: 'Time a call waited for the upstream budget',
+    buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 15, 30, 60],
+    registers: [registry],
+  })
+  upstream.throttle.onWait = (seconds) => wait.observe(seconds)
   upstream.onAnswer = (status, seconds) => {
     upstreamRequests.inc({ status })
     duration.observe(seconds)

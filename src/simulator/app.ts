@@ -62,6 +62,9 @@ export interface Simulator {
   calls: CallRecord[]
   /** answers that were the throttle (429 or legacy 500) */
   throttled: number
+  /** API calls being answered now, and the most at once since the start or reset() */
+  inFlight: number
+  peakInFlight: number
   data: SimData
   options: Required<Omit<SimulatorOptions, 'seed' | 'logger'>>
   inject(fault: Fault): void
@@ -141,6 +144,8 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     url: '',
     calls: [],
     throttled: 0,
+    inFlight: 0,
+    peakInFlight: 0,
     data,
     options,
     inject(f) {
@@ -163,6 +168,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     reset() {
       sim.calls.length = 0
       sim.throttled = 0
+      sim.peakInFlight = 0
       faults = []
       used = 0
       data = makeData(opts.seed)
@@ -214,6 +220,8 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
       body: bodyText.slice(0, 4096),
     }
     sim.calls.push(rec)
+    sim.peakInFlight = Math.max(sim.peakInFlight, ++sim.inFlight)
+    reply.raw.once('close', () => sim.inFlight--)
     reply.header('cache-control', 'no-cache, private')
     reply.header('set-cookie', `laravel_session=${randomBytes(12).toString('hex')}; path=/; httponly`)
     reply.raw.once('finish', () => {

@@ -75,7 +75,6 @@ export class Upstream {
   readonly #origin: string
   readonly #basePath: string
   #token: Secret
-  #lastThrottleLog = 0
   #closed = false
   /** called with every answer's status and duration (seconds), for metrics */
   onAnswer: (status: string, seconds: number) => void = () => undefined
@@ -121,10 +120,10 @@ export class Upstream {
       this.onThrottled()
       void this.throttle.pause(wait)
       const now = Date.now()
-      if (now - this.#lastThrottleLog > 1000) {
-        this.#lastThrottleLog = now
-        this.#o.log.info({ status: answer.statusCode, pauseMs: wait, path: o.path }, 'upstream throttled the call: limiter paused, call retried')
-      }
+      this.#o.log.info(
+        { status: answer.statusCode, pauseMs: wait, retryAfter: answer.headers['retry-after'] ?? null, path: o.path },
+        'upstream throttled a call (absorbed): limiter paused, call retried',
+      )
       if (now + wait > deadline) {
         throw withRetryAfter(new QueueTimeout(), wait / 1000)
       }
@@ -184,8 +183,9 @@ export class Upstream {
       throw this.mapError(err, o.method)
     }
     this.onAnswer(String(res.statusCode), (performance.now() - started) / 1000)
+    // (a 429's "Remaining: 0" is handled by the pause, which knows Retry-After)
     const remaining = Number(res.headers['x-ratelimit-remaining'])
-    if (res.headers['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
+    if (res.statusCode !== 429 && res.headers['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
       void this.throttle.observeRemaining(remaining, seq)
     }
     const body = res.body as unknown as Readable

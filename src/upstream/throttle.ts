@@ -64,6 +64,8 @@ export interface ThrottleStats {
 
 export class Throttle {
   readonly limiter: Bottleneck
+  /** called with the seconds each call waited for the budget (metrics) */
+  onWait: (seconds: number) => void = () => undefined
   readonly stats: ThrottleStats = { calls: 0, throttled: 0, pauses: 0, queueTimeouts: 0, queueFull: 0, waitMsTotal: 0, corrections: 0 }
   readonly #o: ThrottleOptions
   readonly #queues = new Map<CallClass, Map<string, Waiter[]>>(CLASSES.map((c) => [c, new Map()]))
@@ -127,7 +129,7 @@ export class Throttle {
   run<T>(opts: { client: string; cls: CallClass; signal?: AbortSignal }, fn: () => Promise<JobResult<T>>): Promise<T> {
     if (this.#closed) return Promise.reject(withRetryAfter(new ShuttingDown(), 5))
     if (opts.signal?.aborted) return Promise.reject(new AbortedError('the caller left'))
-    if (this.#waiting >= this.#o.queueMax && opts.cls !== 'retry') {
+    if (this.depth >= this.#o.queueMax && opts.cls !== 'retry') {
       this.stats.queueFull++
       return Promise.reject(withRetryAfter(new QueueFull(), this.retryAfterSeconds()))
     }
@@ -151,6 +153,7 @@ export class Throttle {
           this.#running++
           this.stats.calls++
           this.stats.waitMsTotal += Date.now() - w.enqueuedAt
+          this.onWait((Date.now() - w.enqueuedAt) / 1000)
           let answeredAt = Date.now()
           try {
             const { value, finished } = await fn()
