@@ -5,7 +5,7 @@ import { AdminAuth, ClientAuth } from './auth.js'
 import { HttpCache } from './cache/http-cache.js'
 import { CacheStore } from './cache/store.js'
 import type { Config, Secret } from './config.js'
-import { errorBody, ShuttingDown, withRetryAfter } from './errors.js'
+import { errorBody } from './errors.js'
 import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics } from './metrics.js'
@@ -121,22 +121,20 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     app.log.warn({ host: config.host }, 'PROXY_API_KEYS is empty and HOST is not a loopback address: anyone who can reach this port can spend the token')
   }
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (state.closing && request.url.startsWith('/api/')) {
-      reply.header('connection', 'close')
-      throw withRetryAfter(new ShuttingDown(), 5)
-    }
-  })
-
   // While closing, every answer ends its connection, so that keep-alive clients let go.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (state.closing) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   // One line per request, without the query (it may carry personal data) and never a header.
-  app.addHook('onResponse', async (request, reply) => {
+  const requestCounters = new Map<string, { inc(): void }>()
+  app.addHook('onResponse', (request, reply, done) => {
     const path = request.url.split('?', 1)[0]
-    metrics.requests.inc({ method: request.method, status: String(reply.statusCode) })
+    const label = `${request.method} ${reply.statusCode}`
+    let counter = requestCounters.get(label)
+    if (!counter) requestCounters.set(label, (counter = metrics.requests.labels(request.method, String(reply.statusCode))))
+    counter.inc()
     request.log.info(
       {
         method: request.method,
@@ -148,6 +146,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       },
       'request',
     )
+    done()
   })
 
   app.setErrorHandler((err: FastifyError & { retryAfter?: number }, request: FastifyRequest, reply: FastifyReply) => {

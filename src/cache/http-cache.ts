@@ -31,7 +31,8 @@ export interface CacheRequest {
   rawQuery: string
   cacheControl: string | undefined
   client: string
-  signal: AbortSignal
+  /** aborts when the client leaves; asked for only when an upstream call is needed */
+  signal: () => AbortSignal
 }
 
 export interface CacheStats {
@@ -101,6 +102,7 @@ export class HttpCache {
   readonly store: CacheStore
   readonly #o: HttpCacheOptions
   readonly #inflight = new Map<string, Fill>()
+  readonly #keys = new Map<string, { k: CacheKey; ttlMs: number }>()
 
   constructor(o: HttpCacheOptions) {
     this.#o = o
@@ -111,33 +113,42 @@ export class HttpCache {
     return this.#inflight.size
   }
 
+  /**
+   * The answer from the store alone, synchronously: a fresh HIT, or a STALE one (starting the one
+   * background refresh). Undefined when an upstream call is needed: then call get().
+   */
+  lookup(req: CacheRequest): Served | undefined {
+    const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
+    if (ttlMs === 0 || (req.cacheControl !== undefined && /no-cache|no-store|max-age\s*=\s*0\b/i.test(req.cacheControl))) return undefined
+    const entry = this.store.get(k.key)
+    if (!entry) return undefined
+    const age = this.#o.now() - entry.storedAt
+    if (age < entry.ttlMs) {
+      this.stats.hits++
+      return this.#fromEntry(entry, 'HIT', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}`)
+    }
+    if (!this.#inflight.has(k.key)) this.#refresh(k, req, ttlMs)
+    this.stats.stale++
+    return this.#fromEntry(entry, 'STALE', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}; fwd=stale`)
+  }
+
+  /** Any answer: from the store when it can (see lookup), else through one coalesced upstream call. */
   async get(req: CacheRequest): Promise<Served> {
-    const k = cacheKey(req.rawPath, req.rawQuery)
-    const ttlMs = ttlFor(this.#o.rules, k.path, this.#o.ttlSeconds) * 1000
+    const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
     const dir = directives(req.cacheControl)
     if (dir.noStore || ttlMs === 0) {
       this.stats.bypass++
-      const f = await this.#fetch(k, req, 'read', req.signal, undefined, false)
+      const f = await this.#fetch(k, req, 'read', req.signal(), undefined, false)
       return { ...f, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
     }
-    const now = this.#o.now()
     const entry = this.store.get(k.key)
-    if (entry && !dir.noCache) {
-      const age = now - entry.storedAt
-      if (age < entry.ttlMs) {
-        this.stats.hits++
-        return this.#fromEntry(entry, 'HIT', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}`)
-      }
-      if (!this.#inflight.has(k.key)) this.#refresh(k, req, ttlMs)
-      this.stats.stale++
-      return this.#fromEntry(entry, 'STALE', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}; fwd=stale`)
-    }
+    if (entry && !dir.noCache) return this.lookup(req)!
 
     this.stats.misses++
     const fill = this.#inflight.get(k.key) ?? this.#startFill(k, req, ttlMs, 'read')
     let fetched: Fetched
     try {
-      fetched = await this.#join(fill, req.signal)
+      fetched = await this.#join(fill, req.signal())
     } catch (err) {
       if (entry && isFailure(err)) return this.#staleIfError(entry, (err as { statusCode?: number }).statusCode ?? 502)
       throw err
@@ -193,6 +204,19 @@ export class HttpCache {
     }
     this.stats.evicted += n
     return n
+  }
+
+  /** cacheKey and TTL rule for a raw URL, remembered: the hit path computes neither twice. */
+  #keyOf(rawPath: string, rawQuery: string): { k: CacheKey; ttlMs: number } {
+    const raw = rawPath + rawQuery
+    let known = this.#keys.get(raw)
+    if (!known) {
+      const k = cacheKey(rawPath, rawQuery)
+      known = { k, ttlMs: ttlFor(this.#o.rules, k.path, this.#o.ttlSeconds) * 1000 }
+      if (this.#keys.size >= 10_000) this.#keys.clear()
+      this.#keys.set(raw, known)
+    }
+    return known
   }
 
   #fromEntry(e: Entry, result: CacheResult, cacheStatus: string): Served {

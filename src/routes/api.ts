@@ -3,18 +3,18 @@
 import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientAuth } from '../auth.js'
-import type { Served } from '../cache/http-cache.js'
+import type { CacheRequest, Served } from '../cache/http-cache.js'
 import type { Config } from '../config.js'
-import { BadRequest } from '../errors.js'
+import { BadRequest, ShuttingDown, withRetryAfter } from '../errors.js'
 import type { Metrics } from '../metrics.js'
-import { API_PREFIX, checkApiUrl } from '../safety.js'
+import { API_PREFIX, checkApiUrl, type SplitUrl } from '../safety.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
 import { BufferedBody, kCall, replyFromDispatcher, type CallMeta } from '../upstream/dispatcher.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** aborts when the client goes away before its answer is written */
-    clientGone: AbortSignal
+    /** the /api/v3 URL, checked and split by the guard */
+    api: SplitUrl
   }
 }
 
@@ -38,31 +38,43 @@ function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
 export async function registerApiRoutes(app: FastifyInstance, o: { config: Readonly<Config>; clientAuth: ClientAuth; metrics: Metrics }): Promise<void> {
   const { cache, upstream } = app
 
-  // Path safety and client identity, before anything else looks at an /api/v3 request.
-  const guard = async (request: FastifyRequest, reply: FastifyReply) => {
-    checkApiUrl(request.raw.url ?? '/')
-    request.clientName = o.clientAuth.identify(request)
-    request.clientGone = clientGone(reply)
+  // Shutdown, path safety and client identity, before anything else looks at an /api/v3 request.
+  const guard = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    try {
+      if (app.proxyState.closing) {
+        reply.header('connection', 'close')
+        throw withRetryAfter(new ShuttingDown(), 5)
+      }
+      request.api = checkApiUrl(request.raw.url ?? '/')
+      request.clientName = o.clientAuth.identify(request)
+      done()
+    } catch (err) {
+      done(err as Error)
+    }
   }
 
-  const cached = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { rawPath, rawQuery } = checkApiUrl(request.raw.url ?? '/')
-    if (request.headers['content-length'] && request.headers['content-length'] !== '0' || request.headers['transfer-encoding']) {
+  const byResult = new Map(['HIT', 'MISS', 'STALE', 'BYPASS'].map((r) => [r, o.metrics.cacheRequests.labels(r.toLowerCase())]))
+
+  // Synchronous when the store has the answer: no promise on the hit path.
+  const cached = (request: FastifyRequest, reply: FastifyReply) => {
+    if ((request.headers['content-length'] && request.headers['content-length'] !== '0') || request.headers['transfer-encoding']) {
       throw new BadRequest(`A ${request.method} request must not carry a body`)
     }
-    const served = await cache.get({
-      rawPath,
-      rawQuery,
+    const req: CacheRequest = {
+      rawPath: request.api.rawPath,
+      rawQuery: request.api.rawQuery,
       cacheControl: request.headers['cache-control'],
       client: request.clientName,
-      signal: request.clientGone,
-    })
-    request.cacheResult = served.result
-    o.metrics.cacheRequests.inc({ result: served.result.toLowerCase() })
-    return send(request, reply, served)
+      signal: () => clientGone(reply), // made only when a call is needed: hits stay cheap
+    }
+    const hit = cache.lookup(req)
+    if (hit) return send(request, reply, hit)
+    return cache.get(req).then((served) => send(request, reply, served))
   }
 
   function send(request: FastifyRequest, reply: FastifyReply, s: Served) {
+    request.cacheResult = s.result
+    byResult.get(s.result)!.inc()
     reply.headers(s.headers)
     reply.header('x-cache', s.result)
     reply.header('cache-status', s.cacheStatus)
@@ -77,15 +89,22 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
     return reply.code(s.status).send(s.body)
   }
 
-  app.decorateRequest('clientGone', null as unknown as AbortSignal)
+  app.decorateRequest('api', null as unknown as SplitUrl)
   for (const url of [API_PREFIX, `${API_PREFIX}/*`]) {
     app.route({ method: 'GET', url, onRequest: guard, handler: cached })
   }
+
+  const replies = new WeakMap<FastifyRequest, FastifyReply>()
 
   // Everything else streams through @fastify/http-proxy, the body read first (bounded by
   // BODY_LIMIT_BYTES, 413 past it) so a call resent after a 429 sends the same bytes.
   await app.register(async (scope) => {
     scope.addHook('onRequest', guard) // before the body is read: no upload from an unknown client
+    // reply-from's rewriteRequestHeaders gets the request only; the signal needs the reply
+    scope.addHook('onRequest', (request, reply, done) => {
+      replies.set(request, reply)
+      done()
+    })
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.config.bodyLimitBytes }, (_req, body, done) => {
       done(null, new BufferedBody(body as Buffer))
@@ -102,11 +121,12 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       replyOptions: {
         retryDelay: () => null,
         rewriteRequestHeaders: (request, headers) => {
+          const reply = replies.get(request as FastifyRequest)!
           const meta: CallMeta = {
-            ...checkApiUrl(request.raw.url ?? '/'),
+            ...request.api,
             client: request.clientName,
             cls: request.method === 'OPTIONS' ? 'read' : 'write',
-            signal: request.clientGone,
+            signal: clientGone(reply),
           }
           return Object.assign(headers, { [kCall]: meta })
         },
@@ -114,8 +134,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
         onResponse: (request, reply, res) => {
           const status = reply.statusCode
           if (status >= 200 && status < 300 && request.method !== 'OPTIONS') {
-            const { rawPath } = checkApiUrl(request.raw.url ?? '/')
-            const evicted = cache.evictForWrite(rawPath)
+            const evicted = cache.evictForWrite(request.api.rawPath)
             if (evicted) request.log.debug({ evicted }, 'evicted after write')
           }
           reply.send((res as unknown as { stream: NodeJS.ReadableStream }).stream)

@@ -41,6 +41,8 @@ export interface CallRecord {
   /** path under /api/v3 */
   path: string
   status: number | 'fault'
+  /** when the answer was written in full */
+  finishedAt?: number
   /** the Authorization header that arrived (tests check it; the simulator is test-only) */
   authorization: string | undefined
   headers: Record<string, string | string[] | undefined>
@@ -225,6 +227,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     reply.header('cache-control', 'no-cache, private')
     reply.header('set-cookie', `laravel_session=${randomBytes(12).toString('hex')}; path=/; httponly`)
     reply.raw.once('finish', () => {
+      rec.finishedAt = Date.now()
       if (rec.status === 0) rec.status = reply.statusCode
     })
     if (!url.startsWith(API + '/') && url !== API) return

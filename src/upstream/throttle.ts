@@ -13,6 +13,7 @@
 // class. At most one job waits inside Bottleneck at a time: a caller that leaves (disconnect, queue
 // timeout) simply leaves this queue, and a newcomer from another client is one slot from the front.
 import Bottleneck from 'bottleneck'
+import { fastLocalYield } from './bottleneck-local.js'
 import { QueueFull, QueueTimeout, ShuttingDown, withRetryAfter } from '../errors.js'
 
 export type CallClass = 'retry' | 'write' | 'read' | 'background'
@@ -81,6 +82,7 @@ export class Throttle {
   readonly #handed = new Set<Waiter>()
 
   constructor(o: ThrottleOptions) {
+    fastLocalYield()
     this.#o = o
     this.limiter = new Bottleneck({
       maxConcurrent: o.maxConcurrent,

@@ -1,0 +1,131 @@
+// Shared pieces of the benchmarks: start things on loopback, run autocannon, format tables.
+import type autocannon from 'autocannon'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import type { FastifyInstance } from 'fastify'
+import pino from 'pino'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { createSimulator, DEMO_TOKEN, type Simulator, type SimulatorOptions } from '../src/simulator/app.js'
+
+export interface Proxy {
+  app: FastifyInstance
+  url: string
+  close(): Promise<void>
+}
+
+export async function startSim(o: SimulatorOptions = {}): Promise<Simulator> {
+  const sim = createSimulator(o)
+  await sim.listen()
+  return sim
+}
+
+export async function startProxy(simUrl: string, env: Record<string, string> = {}): Promise<Proxy> {
+  const loaded = loadConfig({ JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, ...env })
+  const app = await buildApp({ ...loaded, logger: pino({ level: 'silent' }) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  return { app, url: `http://127.0.0.1:${port}`, close: () => app.close() }
+}
+
+export interface Child {
+  url: string
+  /** the process's RSS in MiB, from /proc */
+  rssMiB(): number
+  close(): Promise<void>
+}
+
+function childProcess(cmd: string, args: string[], env: Record<string, string>, urlPattern: RegExp): Promise<Child> {
+  const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${cmd} exited with ${code}: ${out}`)))
+    child.stdout.on('data', (d) => {
+      out += String(d)
+      const m = urlPattern.exec(out)
+      if (!m) return
+      child.removeAllListeners('exit')
+      child.stdout.removeAllListeners('data')
+      child.stdout.resume()
+      resolve({
+        url: m[1]!,
+        rssMiB: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024,
+        close: () =>
+          new Promise<void>((r) => {
+            child.once('exit', () => r())
+            child.kill('SIGTERM')
+          }),
+      })
+    })
+  })
+}
+
+export async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  const port = (srv.address() as { port: number }).port
+  await new Promise((r) => srv.close(r))
+  return port
+}
+
+/** The proxy as users run it: node dist/server.js (run `npm run build` first), logging at warn. */
+export async function startProxyProcess(simUrl: string, env: Record<string, string> = {}): Promise<Child> {
+  const port = await freePort()
+  const child = await childProcess(
+    process.execPath,
+    ['-e', `console.log('http://127.0.0.1:${port}'); import('./dist/server.js').then((m) => m.main())`],
+    { JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    /(http:\/\/[\d.:]+)/,
+  )
+  for (let i = 0; i < 200; i++) {
+    const ok = await fetch(`${child.url}/healthz`).then((r) => r.ok, () => false)
+    if (ok) return child
+    await sleep(25)
+  }
+  throw new Error('the proxy did not start')
+}
+
+/** A bare Fastify route sending the given bytes from memory, in its own process: the hit-path reference. */
+export function startBareProcess(body: Buffer, headers: Record<string, string>): Promise<Child> {
+  const file = join(mkdtempSync(join(tmpdir(), 'jpp-bench-')), 'body')
+  writeFileSync(file, body)
+  return childProcess(process.execPath, ['bench/bare-server.mjs', file, JSON.stringify(headers)], {}, /(http:\/\/[\d.:]+)/)
+}
+
+export interface Load {
+  rps: number
+  p50: number
+  p99: number
+  non2xx: number
+}
+
+/** autocannon in its own process, so that the load generator does not share the servers' event loop. */
+export async function load(url: string, seconds: number, connections = 50): Promise<Load> {
+  const bin = join(process.cwd(), 'node_modules/.bin/autocannon')
+  const child = spawn(bin, ['--json', '-c', String(connections), '-d', String(seconds), url], { stdio: ['ignore', 'pipe', 'ignore'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += String(d)))
+  await new Promise((r) => child.once('exit', r))
+  const r = JSON.parse(out) as autocannon.Result
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx }
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
+}
+
+export function table(head: string[], rows: Array<Array<string | number>>): string {
+  const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v)
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(fmt).join(' | ')} |`)].join('\n')
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export function goal(ok: boolean): string {
+  return ok ? 'met' : '**not met**'
+}

@@ -1,0 +1,302 @@
+// npm run bench [-- --quick]: every scenario side by side with its reference, in one run, on this
+// machine; the report goes to bench/results/<date>.md. Loopback only; every loop is bounded.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { DEMO_TOKEN } from '../src/simulator/app.js'
+import { goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
+
+const quick = process.argv.includes('--quick')
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7)
+const sections: string[] = []
+const log = (s: string) => process.stdout.write(s + '\n')
+const wanted = (name: string) => !only || only.split(',').includes(name)
+
+async function hitPath(): Promise<void> {
+  const sim = await startSim({ rateLimit: 1e9 })
+  const proxy = await startProxyProcess(sim.url, { UPSTREAM_RATE_LIMIT: '1000000', CACHE_TTL_SECONDS: '3600' })
+  const path = '/api/v3/jobs/11?includes[]=address&includes[]=customer'
+  const first = await fetch(proxy.url + path)
+  const body = Buffer.from(await first.arrayBuffer())
+  const headers: Record<string, string> = {}
+  for (const h of ['content-type', 'cache-control', 'etag']) headers[h] = first.headers.get(h) ?? ''
+  headers['x-cache'] = 'HIT'
+  const bare = await startBareProcess(body, headers)
+  const seconds = quick ? 2 : 5
+  const rounds = quick ? 2 : 3
+  const p: Awaited<ReturnType<typeof load>>[] = []
+  const b: Awaited<ReturnType<typeof load>>[] = []
+  await load(proxy.url + path, 1) // warm-up, both
+  await load(bare.url + path, 1)
+  for (let i = 0; i < rounds; i++) {
+    p.push(await load(proxy.url + path, seconds))
+    b.push(await load(bare.url + path, seconds))
+  }
+  const sum = (xs: typeof p, f: (x: (typeof p)[0]) => number) => xs.reduce((a, x) => a + f(x), 0) / xs.length
+  const ratio = sum(p, (x) => x.rps) / sum(b, (x) => x.rps)
+  const p99 = Math.max(...p.map((x) => x.p99))
+  log(`hit path: ratio ${ratio.toFixed(3)}, proxy p99 ${p99} ms`)
+  sections.push(`## Hit path (autocannon, 50 connections, ${rounds} alternating rounds of ${seconds} s)
+
+The proxy runs as \`node dist/server.js\` (LOG_LEVEL=warn), the reference as a bare Fastify route in its
+own process; autocannon runs in a third process.
+
+${table(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'], [
+    ['proxy, cache hit', sum(p, (x) => x.rps), sum(p, (x) => x.p50), Math.max(...p.map((x) => x.p99)), p.reduce((a, x) => a + x.non2xx, 0)],
+    ['bare Fastify, same bytes', sum(b, (x) => x.rps), sum(b, (x) => x.p50), Math.max(...b.map((x) => x.p99)), b.reduce((a, x) => a + x.non2xx, 0)],
+  ])}
+
+- throughput ratio proxy / bare: **${ratio.toFixed(3)}** (goal >= 0.9: ${goal(ratio >= 0.9)})
+- proxy hit p99: **${p99} ms** (goal <= 5 ms: ${goal(p99 <= 5)})
+- nginx \`proxy_cache\`: ${await hasNginx() ? 'installed but not wired yet' : 'skipped: nginx is not installed (apt-get install nginx)'}
+`)
+  await bare.close()
+  await proxy.close()
+  await sim.close()
+}
+
+async function hasNginx(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = spawn('nginx', ['-v'], { stdio: 'ignore' })
+    c.on('error', () => resolve(false))
+    c.on('exit', (code) => resolve(code === 0))
+  })
+}
+
+async function coalescing(): Promise<void> {
+  const sim = await startSim({ rateLimit: 1e9 })
+  const proxy = await startProxy(sim.url, { UPSTREAM_RATE_LIMIT: '1000000' })
+  const runs = quick ? 3 : 5
+  const rows: Array<Array<string | number>> = []
+  let worst = 0
+  let callsOk = true
+  for (let i = 0; i < runs; i++) {
+    const path = `/jobs/${60 + i}`
+    sim.inject({ kind: 'delay', path, ms: 200 })
+    const done: number[] = []
+    await Promise.all(
+      Array.from({ length: 50 }, () =>
+        fetch(`${proxy.url}/api/v3${path}`).then(async (r) => {
+          await r.arrayBuffer()
+          done.push(Date.now())
+        }),
+      ),
+    )
+    const calls = sim.calls.filter((c) => c.path === path)
+    const upstreamDone = calls[0]!.finishedAt!
+    const last = Math.max(...done) - upstreamDone
+    worst = Math.max(worst, last)
+    callsOk &&= calls.length === 1
+    rows.push([i + 1, calls.length, last])
+  }
+  log(`coalescing: worst last-waiter delay ${worst} ms`)
+  sections.push(`## Coalescing (50 concurrent cold misses, upstream answers in 200 ms)
+
+${table(['run', 'upstream calls', 'last waiter answered, ms after the upstream answer'], rows)}
+
+- one upstream call per run: ${goal(callsOk)}
+- last waiter <= 5 ms after the upstream answer completes: worst **${worst} ms** (${goal(worst <= 5)}).
+  Measured from the simulator's "answer written" to each client's "body read", both on this machine's clock,
+  so it includes the proxy reading the upstream body and 50 loopback answers.
+- nginx \`proxy_cache_lock\` wakes waiters on a timer (up to 500 ms); not measured here (nginx not installed).
+`)
+  await proxy.close()
+  await sim.close()
+}
+
+async function missPath(): Promise<void> {
+  const sim = await startSim({ rateLimit: 1e9 })
+  const proxy = await startProxy(sim.url, { UPSTREAM_RATE_LIMIT: '1000000' })
+  const n = quick ? 150 : 400
+  const direct: number[] = []
+  const via: number[] = []
+  for (let i = 0; i < n; i++) {
+    // alternate, distinct keys so that every proxied call is a miss
+    let t = performance.now()
+    await (await fetch(`${sim.url}/jobs?limit=5&page=${i}`, { headers: { authorization: `Bearer ${DEMO_TOKEN}` } })).arrayBuffer()
+    direct.push(performance.now() - t)
+    t = performance.now()
+    await (await fetch(`${proxy.url}/api/v3/jobs?limit=5&page=${i}`)).arrayBuffer()
+    via.push(performance.now() - t)
+  }
+  const row = (name: string, xs: number[]) => [name, percentile(xs, 50), percentile(xs, 99)]
+  const add50 = percentile(via, 50) - percentile(direct, 50)
+  const add99 = percentile(via, 99) - percentile(direct, 99)
+  log(`miss path: +${add50.toFixed(2)} ms p50, +${add99.toFixed(2)} ms p99`)
+  sections.push(`## Miss path (${n} sequential misses, alternating with direct calls)
+
+${table(['route', 'p50 ms', 'p99 ms'], [row('direct to the simulator', direct), row('through the proxy (miss)', via)])}
+
+- added latency: **${add50.toFixed(2)} ms** at p50, **${add99.toFixed(2)} ms** at p99
+  (ratio ${(percentile(via, 50) / percentile(direct, 50)).toFixed(2)}x at p50).
+`)
+  await proxy.close()
+  await sim.close()
+}
+
+async function memory(): Promise<void> {
+  const sim = await startSim({ rateLimit: 1e9 })
+  const max = 64 * 1024 * 1024
+  const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['src/server.ts'], {
+    env: {
+      PATH: process.env.PATH,
+      JOBPROGRESS_TOKEN: DEMO_TOKEN,
+      JOBPROGRESS_API_URL: sim.url,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      CACHE_MAX_BYTES: String(max),
+      UPSTREAM_RATE_LIMIT: '100000000',
+      UPSTREAM_MAX_CONCURRENT: '16',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += String(d)))
+  while (!/"address":"(http:[^"]+)"/.test(out)) await sleep(20)
+  const base = /"address":"(http:[^"]+)"/.exec(out)![1]!
+  const rss = async () => {
+    const m = await (await fetch(`${base}/metrics`)).text()
+    return Number(/^process_resident_memory_bytes (\d+)/m.exec(m)![1]) / 1048576
+  }
+  const before = await rss()
+  let written = 0
+  let i = 0
+  const target = 3 * max
+  const worker = async () => {
+    while (written < target) {
+      const r = await fetch(`${base}/api/v3/jobs?limit=100&page=1&k=${i++}`)
+      written += (await r.arrayBuffer()).byteLength
+    }
+  }
+  await Promise.all(Array.from({ length: 16 }, worker))
+  await sleep(500)
+  const after = await rss()
+  const status = (await (await fetch(`${base}/_proxy/status`)).json()) as { cache: { bytes: number; entries: number } }
+  child.kill('SIGTERM')
+  await new Promise((r) => child.once('exit', r))
+  await sim.close()
+  log(`memory: RSS ${after.toFixed(1)} MiB after ${(written / 1048576).toFixed(0)} MiB through a 64 MiB cache`)
+  sections.push(`## Memory (CACHE_MAX_BYTES = 64 MiB, ${(written / 1048576).toFixed(0)} MiB of distinct answers written through it)
+
+${table(['figure', 'value'], [
+    ['RSS at start, MiB', before],
+    ['RSS after churn, MiB', after],
+    ['cache bytes, MiB', status.cache.bytes / 1048576],
+    ['cache entries', status.cache.entries],
+  ])}
+
+- RSS <= 144 MiB: ${goal(after <= 144)}; cache bytes <= max: ${goal(status.cache.bytes <= max)}.
+  (The proxy ran under tsx, whose loader adds a few MiB over \`node dist/server.js\`.)
+`)
+}
+
+async function overDemand(limit: number, windowMs: number, windows: number, label: string) {
+  const sim = await startSim({ rateLimit: limit, rateWindowMs: windowMs, throttleMode: 'retry-after' })
+  const proxy = await startProxy(sim.url, {
+    UPSTREAM_RATE_LIMIT: String(limit),
+    UPSTREAM_RATE_WINDOW_MS: String(windowMs),
+    QUEUE_MAX: '100000',
+    QUEUE_TIMEOUT_MS: String(windowMs * (windows + 5)),
+  })
+  const statuses = new Map<number, number>()
+  const pending: Promise<void>[] = []
+  const t0 = Date.now()
+  let k = 0
+  for (let w = 0; w < windows; w++) {
+    for (let i = 0; i < limit * 10; i++) {
+      pending.push(
+        fetch(`${proxy.url}/api/v3/jobs?limit=1&k=${k++}`)
+          .then(async (r) => {
+            await r.arrayBuffer()
+            statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1)
+          })
+          .catch(() => undefined),
+      )
+    }
+    await sleep(windowMs)
+  }
+  const end = t0 + windows * windowMs
+  const served = sim.calls.filter((c) => c.status === 200 && c.time < end).length
+  const goodput = served / (limit * windows)
+  const upstream429 = sim.throttled
+  await proxy.close() // the calls still queued get 503 SHUTTING_DOWN
+  await Promise.all(pending)
+  await sim.close()
+  return { label, served, goodput, upstream429, client429: statuses.get(429) ?? 0 }
+}
+
+async function throttle(): Promise<void> {
+  const windows = quick ? 3 : 5
+  const a = await overDemand(5, 1000, windows, '5 per 1 s')
+  const b = await overDemand(60, quick ? 3000 : 6000, quick ? 2 : windows, `60 per ${quick ? 3 : 6} s (60/min scaled)`)
+  for (const r of [a, b]) log(`over-demand ${r.label}: goodput ${r.goodput.toFixed(3)}, upstream 429s ${r.upstream429}`)
+
+  // burst after an idle window
+  const sim = await startSim({ rateLimit: 1e9 })
+  const proxy = await startProxy(sim.url, { UPSTREAM_RATE_LIMIT: '20', UPSTREAM_RATE_WINDOW_MS: '1000' })
+  const spreads: number[] = []
+  for (let round = 0; round < 3; round++) {
+    const sent = Date.now()
+    await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${proxy.url}/api/v3/jobs/${i + 1}?r=${round}`).then((r) => r.arrayBuffer())))
+    const arrivals = sim.calls.slice(-20).map((c) => c.time)
+    spreads.push(Math.max(...arrivals) - sent)
+    await sleep(1100)
+  }
+  await proxy.close()
+  await sim.close()
+
+  // fairness: client B's single call while client A has a flood queued
+  const sim2 = await startSim({ rateLimit: 1e9 })
+  const proxy2 = await startProxy(sim2.url, { PROXY_API_KEYS: 'a:key-a,b:key-b', UPSTREAM_RATE_LIMIT: '5', UPSTREAM_RATE_WINDOW_MS: '1000', QUEUE_TIMEOUT_MS: '120000' })
+  const flood = Array.from({ length: 200 }, (_, i) =>
+    fetch(`${proxy2.url}/api/v3/jobs?k=${i}`, { headers: { 'x-proxy-key': 'key-a' } }).then((r) => r.arrayBuffer()).catch(() => undefined),
+  )
+  await sleep(300)
+  const tB = Date.now()
+  await (await fetch(`${proxy2.url}/api/v3/customers/1`, { headers: { 'x-proxy-key': 'key-b' } })).arrayBuffer()
+  const slots = (Date.now() - tB) / (1000 / 5)
+  await proxy2.close()
+  await Promise.all(flood)
+  await sim2.close()
+  log(`burst spread ${Math.max(...spreads)} ms; fairness ${slots.toFixed(2)} slots`)
+
+  sections.push(`## Budget (sustained over-demand: distinct keys, 10x the budget each window)
+
+${table(['budget', 'windows', 'upstream 200s in the period', 'goodput (of the budget)', 'upstream 429s', 'client 429s'], [
+    [a.label, windows, a.served, a.goodput, a.upstream429, a.client429],
+    [b.label, quick ? 2 : windows, b.served, b.goodput, b.upstream429, b.client429],
+  ])}
+
+- goodput >= 0.95: ${goal(a.goodput >= 0.95 && b.goodput >= 0.95)}; 0 upstream 429s: ${goal(a.upstream429 + b.upstream429 === 0)}; 0 client 429s: ${goal(a.client429 + b.client429 === 0)}
+- burst of 20 (= the budget) after an idle window, last call at the simulator after: ${spreads.map((x) => `${x} ms`).join(', ')} (goal <= 50 ms: ${goal(Math.max(...spreads) <= 50)})
+- fairness: client B's single call while A has 200 misses queued took **${slots.toFixed(2)} budget slots** (goal <= 2: ${goal(slots <= 2)})
+`)
+}
+
+const build = spawnSync('npm', ['run', 'build'], { stdio: 'inherit' })
+if (build.status !== 0) process.exit(1)
+const started = Date.now()
+const date = new Date().toISOString().slice(0, 10)
+const scenarios: Array<[string, () => Promise<void>]> = [
+  ['hit', hitPath],
+  ['coalescing', coalescing],
+  ['miss', missPath],
+  ['memory', memory],
+  ['throttle', throttle],
+]
+for (const [name, fn] of scenarios) {
+  if (!wanted(name)) continue
+  log(`-- ${name}`)
+  await fn()
+}
+const header = `# Benchmark report, ${date}${quick ? ' (quick)' : ''}
+
+Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node.js ${process.version}.
+Everything on loopback, proxy and references measured in the same run. Took ${((Date.now() - started) / 1000).toFixed(0)} s.
+`
+mkdirSync('bench/results', { recursive: true })
+const file = join('bench/results', `${date}${quick ? '-quick' : ''}.md`)
+writeFileSync(file, [header, ...sections].join('\n'))
+log(`report: ${file}`)
+process.exit(0)
