@@ -23,7 +23,20 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
   /** extra TLS connect options for the upstream Agent (tests with a private CA) */
   connect?: Agent.Options['connect']
+  /** client-side timeouts (slow-loris); tests shorten them */
+  timeouts?: Partial<ClientTimeouts>
 }
+
+export interface ClientTimeouts {
+  /** all request headers must arrive within this */
+  headersMs: number
+  /** the whole request, body included, must arrive within this */
+  requestMs: number
+  /** how often Node checks the two above */
+  checkMs: number
+}
+
+export const CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 20_000, requestMs: 120_000, checkMs: 2_000 }
 
 export interface ProxyState {
   /** false from the start of shutdown: /readyz answers 503 */
@@ -49,15 +62,16 @@ declare module 'fastify' {
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const { config } = o
   const now = o.now ?? Date.now
+  const timeouts = { ...CLIENT_TIMEOUTS, ...o.timeouts }
   const app = Fastify({
     ...(o.logger ? { loggerInstance: o.logger } : { logger: loggerOptions(config.logLevel) }),
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    requestTimeout: 120_000,
+    requestTimeout: timeouts.requestMs,
     connectionTimeout: 0,
-    http: { headersTimeout: 20_000, maxHeaderSize: 16 * 1024 },
+    http: { headersTimeout: timeouts.headersMs, requestTimeout: timeouts.requestMs, connectionsCheckingInterval: timeouts.checkMs, maxHeaderSize: 16 * 1024 },
     routerOptions: { maxParamLength: 8192 },
     // the router's own complaints (a malformed URL, a bad header) in the SPEC shape
     frameworkErrors(error, _request, reply) {

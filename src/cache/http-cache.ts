@@ -91,6 +91,17 @@ async function readAll(body: Readable): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
+/** JobProgress answers JSON: a 200 that is not (a maintenance page, a proxy's error) is passed on, never stored. */
+function isJson(contentType: string | string[] | undefined, body: Buffer): boolean {
+  if (!/\bjson\b/i.test(String(contentType ?? ''))) return false
+  try {
+    JSON.parse(body.toString('utf8'))
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** errors and answers that let a stale entry stand in (SPEC: stale-if-error) */
 function isFailure(err: unknown): boolean {
   const code = (err as { code?: string })?.code
@@ -291,6 +302,7 @@ export class HttpCache {
       ttlMs &&
       answer.statusCode === 200 &&
       !/(^|[,\s])no-store\b/.test(cc) &&
+      isJson(headers['content-type'], body) &&
       body.length <= this.#o.maxEntryBytes &&
       !fill?.invalidated
     ) {

@@ -16,6 +16,8 @@ export interface SimulatorOptions {
   latencyMs?: number
   seed?: number
   logger?: boolean
+  /** random faults on API calls (soak): share of resets and of hangs (for hangMs) */
+  chaos?: { reset?: number; hang?: number; hangMs?: number }
 }
 
 export type FaultKind = 'reset' | 'reset-mid-body' | 'hang' | 'status' | 'html' | 'truncate' | 'not-json' | 'delay' | 'throttle' | 'no-store'
@@ -68,7 +70,7 @@ export interface Simulator {
   inFlight: number
   peakInFlight: number
   data: SimData
-  options: Required<Omit<SimulatorOptions, 'seed' | 'logger'>>
+  options: Required<Omit<SimulatorOptions, 'seed' | 'logger' | 'chaos'>>
   inject(fault: Fault): void
   clearFaults(): void
   /** another program of the same company spends `n` calls of the current window */
@@ -140,6 +142,12 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   const hanging = new Set<FastifyReply>()
   let windowStart = 0
   let used = 0
+  // deterministic chaos: a small PRNG of its own
+  let chaosState = (opts.seed ?? 42) * 7919
+  const rnd = () => {
+    chaosState = (chaosState * 1103515245 + 12345) % 2147483648
+    return chaosState / 2147483648
+  }
 
   const sim: Simulator = {
     app,
@@ -198,38 +206,67 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     }
   }
 
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+  // Every call is recorded as it arrives, with its body exactly as sent (even when it does not parse).
+  const records = new WeakMap<object, CallRecord>()
+  const keep = (req: FastifyRequest, raw: string | Buffer) => {
+    const rec = records.get(req.raw)
+    if (!rec) return
+    const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : raw
+    rec.body = text.slice(0, 4096)
+    rec.bodyBytes = Buffer.byteLength(raw)
+  }
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    keep(req, body as string)
+    try {
+      done(null, (body as string) === '' ? {} : JSON.parse(body as string))
+    } catch {
+      done(Object.assign(new Error("Body is not valid JSON but content-type is set to 'application/json'"), { statusCode: 400 }), undefined)
+    }
+  })
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
+    keep(req, body as string)
     done(null, parseForm(body as string))
   })
-  app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+  app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (req, body, done) => {
+    keep(req, body as Buffer)
+    done(null, body)
+  })
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    keep(req, body as Buffer)
+    done(null, body)
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    const url = request.raw.url ?? '/'
+    const rec: CallRecord = {
+      time: Date.now(),
+      method: request.method,
+      url,
+      path: url.split('?', 1)[0]!.slice(API.length) || '/',
+      status: 0,
+      authorization: request.headers.authorization,
+      headers: { ...request.headers },
+      bodyBytes: 0,
+      body: '',
+    }
+    records.set(request.raw, rec)
+    sim.calls.push(rec)
+    sim.peakInFlight = Math.max(sim.peakInFlight, ++sim.inFlight)
+    reply.raw.once('close', () => sim.inFlight--)
+    reply.raw.once('finish', () => {
+      rec.finishedAt = Date.now()
+      if (rec.status === 0) rec.status = reply.statusCode
+    })
+    reply.header('cache-control', 'no-cache, private')
+    reply.header('set-cookie', `laravel_session=${randomBytes(12).toString('hex')}; path=/; httponly`)
+  })
 
   // Record, authenticate, throttle, inject faults: in that order, like the real stack.
   app.addHook('preHandler', async (request, reply) => {
     const url = request.raw.url ?? '/'
     const path = url.split('?', 1)[0]!.slice(API.length) || '/'
-    const raw = request.body
-    const bodyText = Buffer.isBuffer(raw) ? raw.toString('utf8') : raw === undefined ? '' : JSON.stringify(raw)
-    const rec: CallRecord = {
-      time: Date.now(),
-      method: request.method,
-      url,
-      path,
-      status: 0,
-      authorization: request.headers.authorization,
-      headers: { ...request.headers },
-      bodyBytes: Number(request.headers['content-length'] ?? bodyText.length),
-      body: bodyText.slice(0, 4096),
-    }
-    sim.calls.push(rec)
-    sim.peakInFlight = Math.max(sim.peakInFlight, ++sim.inFlight)
-    reply.raw.once('close', () => sim.inFlight--)
-    reply.header('cache-control', 'no-cache, private')
-    reply.header('set-cookie', `laravel_session=${randomBytes(12).toString('hex')}; path=/; httponly`)
-    reply.raw.once('finish', () => {
-      rec.finishedAt = Date.now()
-      if (rec.status === 0) rec.status = reply.statusCode
-    })
+    const rec = records.get(request.raw)!
     if (!url.startsWith(API + '/') && url !== API) return
     const auth = request.headers.authorization
     const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined
@@ -257,6 +294,20 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     reply.header('x-ratelimit-remaining', String(remaining))
     if (options.latencyMs) await sleep(options.latencyMs)
 
+    const chaos = opts.chaos
+    if (chaos) {
+      const roll = rnd()
+      if (roll < (chaos.reset ?? 0)) {
+        rec.status = 'fault'
+        request.raw.socket.destroy()
+        return reply.hijack()
+      }
+      if (roll < (chaos.reset ?? 0) + (chaos.hang ?? 0)) {
+        rec.status = 'fault'
+        await sleep(chaos.hangMs ?? 60_000)
+        if (reply.raw.destroyed) return reply.hijack()
+      }
+    }
     for (const kind of ['reset', 'hang', 'status', 'html', 'delay'] as const) {
       const f = takeFault(request, path, kind)
       if (!f) continue
