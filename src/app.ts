@@ -6,6 +6,7 @@ import { HttpCache } from './cache/http-cache.js'
 import { CacheStore } from './cache/store.js'
 import type { Config, Secret } from './config.js'
 import { errorBody } from './errors.js'
+import { History } from './history.js'
 import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics } from './metrics.js'
@@ -25,6 +26,8 @@ export interface AppOptions {
   connect?: Agent.Options['connect']
   /** client-side timeouts (slow-loris); tests shorten them */
   timeouts?: Partial<ClientTimeouts>
+  /** the dashboard history's sampling interval (5 s; tests shorten it) */
+  historyIntervalMs?: number
 }
 
 export interface ClientTimeouts {
@@ -44,6 +47,8 @@ export interface ProxyState {
   /** true once new API calls get 503 SHUTTING_DOWN (after SHUTDOWN_DELAY_MS) */
   closing: boolean
   startedAt: number
+  /** client requests answered */
+  requests: number
 }
 
 declare module 'fastify' {
@@ -123,7 +128,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     log: app.log,
   })
   const metrics = createMetrics(cache, upstream, config.rateLimit)
-  const state: ProxyState = { ready: true, closing: false, startedAt: Date.now() }
+  const state: ProxyState = { ready: true, closing: false, startedAt: Date.now(), requests: 0 }
   app.decorate('upstream', upstream)
   app.decorate('cache', cache)
   app.decorate('proxyState', state)
@@ -149,6 +154,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     let counter = requestCounters.get(label)
     if (!counter) requestCounters.set(label, (counter = metrics.requests.labels(request.method, String(reply.statusCode))))
     counter.inc()
+    state.requests++
     request.log.info(
       {
         method: request.method,
@@ -197,7 +203,24 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   })
 
   registerOpsRoutes(app, { state, metrics, redis: undefined })
-  registerProxyRoutes(app, { config, adminAuth })
+  const history = new History(o.historyIntervalMs ?? 5_000, 15 * 60_000, async () => ({
+    requests: state.requests,
+    hits: cache.stats.hits,
+    misses: cache.stats.misses,
+    stale: cache.stats.stale,
+    bypass: cache.stats.bypass,
+    calls: upstream.throttle.stats.calls,
+    throttled: upstream.throttle.stats.throttled,
+    unauthorized: upstream.unauthorized,
+    queue: upstream.throttle.depth,
+    budget: await upstream.throttle.budgetLeft(),
+    bytes: cache.store.bytes,
+  }))
+  history.start()
+  // the token's expiry is checked at start (Upstream) and then twice a day
+  const expiryCheck = setInterval(() => upstream.checkTokenExpiry(), 12 * 3_600_000)
+  expiryCheck.unref()
+  registerProxyRoutes(app, { config, adminAuth, history })
   await registerApiRoutes(app, { config, clientAuth, metrics })
 
   // Shutdown: not ready at once (load balancers stop sending), keep serving for SHUTDOWN_DELAY_MS,
@@ -212,6 +235,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     sockets.closeIdle()
   })
   app.addHook('onClose', async () => {
+    history.stop()
+    clearInterval(expiryCheck)
     await upstream.close()
   })
   return app

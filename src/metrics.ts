@@ -89,6 +89,22 @@ export function createMetrics(cache: HttpCache, upstream: Upstream, limit: numbe
     registers: [registry],
   })
   upstream.throttle.onWait = (seconds) => wait.observe(seconds)
+  new client.Gauge({
+    name: 'jobprogress_proxy_token_expiry_timestamp_seconds',
+    help: "The token's JWT exp claim (0 when the token carries none)",
+    registers: [registry],
+    collect() {
+      this.set(upstream.tokenExpiresAt ? upstream.tokenExpiresAt.getTime() / 1000 : 0)
+    },
+  })
+  new client.Gauge({
+    name: 'jobprogress_proxy_upstream_unauthorized',
+    help: '401s received from JobProgress since start (the token was revoked or expired)',
+    registers: [registry],
+    collect() {
+      this.set(upstream.unauthorized)
+    },
+  })
   upstream.onAnswer = (status, seconds) => {
     upstreamRequests.inc({ status })
     duration.observe(seconds)

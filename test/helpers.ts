@@ -3,7 +3,7 @@ import { connect } from 'node:net'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../src/app.js'
+import { buildApp, type AppOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { createSimulator, DEMO_TOKEN, type Simulator, type SimulatorOptions } from '../src/simulator/app.js'
 
@@ -25,6 +25,8 @@ export interface StackOptions {
   sim?: SimulatorOptions
   now?: () => number
   logLevel?: string
+  /** more buildApp options */
+  app?: Partial<AppOptions>
 }
 
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
@@ -39,7 +41,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     },
   })
   const logger = pino({ level: o.logLevel ?? 'info' }, sink)
-  const app = await buildApp({ ...loaded, logger, now: o.now })
+  const app = await buildApp({ ...loaded, logger, now: o.now, ...o.app })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const addr = app.server.address()
   const port = typeof addr === 'object' && addr ? addr.port : 0

@@ -5,10 +5,15 @@ import type { Config } from '../config.js'
 import { BadRequest } from '../errors.js'
 import { API_PREFIX } from '../safety.js'
 import { DASHBOARD_HTML } from './dashboard.js'
+import type { History } from '../history.js'
+import type { UpstreamError } from '../upstream/client.js'
+import { daysLeft } from '../upstream/token.js'
 
 export interface Status {
   version: string
   uptime_seconds: number
+  requests: number
+  token: { expires_at: string | null; expires_in_days: number | null }
   cache: {
     entries: number
     bytes: number
@@ -33,18 +38,26 @@ export interface Status {
     queue_full: number
     queue_timeouts: number
     wait_ms_avg: number
+    unauthorized: number
+    last_unauthorized_at: string | null
+    recent_errors: UpstreamError[]
   }
 }
 
 export const VERSION = '0.1.0'
 
-export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<Config>; adminAuth: AdminAuth }): void {
+export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<Config>; adminAuth: AdminAuth; history: History }): void {
   app.get('/_proxy/status', async (): Promise<Status> => {
     const { cache, upstream, proxyState } = app
     const t = upstream.throttle
     return {
       version: VERSION,
       uptime_seconds: Math.round((Date.now() - proxyState.startedAt) / 1000),
+      requests: proxyState.requests,
+      token: {
+        expires_at: upstream.tokenExpiresAt?.toISOString() ?? null,
+        expires_in_days: daysLeft(upstream.tokenExpiresAt) ?? null,
+      },
       cache: {
         entries: cache.store.entries,
         bytes: cache.store.bytes,
@@ -64,9 +77,14 @@ export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<
         queue_full: t.stats.queueFull,
         queue_timeouts: t.stats.queueTimeouts,
         wait_ms_avg: t.stats.calls ? Math.round(t.stats.waitMsTotal / t.stats.calls) : 0,
+        unauthorized: upstream.unauthorized,
+        last_unauthorized_at: upstream.lastUnauthorizedAt?.toISOString() ?? null,
+        recent_errors: upstream.recentErrors,
       },
     }
   })
+
+  app.get('/_proxy/history', async () => ({ interval_ms: o.history.intervalMs, samples: o.history.samples }))
 
   app.get('/_proxy/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML))
   app.get('/_proxy', async (_request, reply) => reply.redirect('/_proxy/'))

@@ -7,6 +7,7 @@ import type { Secret } from '../config.js'
 import { QueueTimeout, UpstreamTimeout, UpstreamUnreachable, withRetryAfter } from '../errors.js'
 import { Throttle, type CallClass, type ThrottleOptions } from './throttle.js'
 import { upstreamRequestHeaders, type HeaderMap } from './headers.js'
+import { daysLeft, EXPIRY_WARNING_DAYS, jwtExpiry } from './token.js'
 
 export interface CallOptions {
   method: string
@@ -37,9 +38,12 @@ export interface UpstreamOptions {
   connect?: Agent.Options['connect']
 }
 
-export interface UpstreamStats {
-  requests: Map<string, number>
-  durations: number[]
+/** One of the last upstream failures, for the dashboard (no query, no headers). */
+export interface UpstreamError {
+  time: string
+  method: string
+  path: string
+  status: string
 }
 
 const THROTTLE_500 = /Too Many Attempts\./
@@ -76,6 +80,13 @@ export class Upstream {
   readonly #basePath: string
   #token: Secret
   #closed = false
+  #tokenExpiresAt: Date | undefined
+  #lastUnauthorizedLog = 0
+  /** 401s from JobProgress: the token was revoked or expired */
+  unauthorized = 0
+  lastUnauthorizedAt: Date | undefined
+  /** the last 20 failed calls (5xx, 401, 429, network errors), newest last */
+  readonly recentErrors: UpstreamError[] = []
   /** called with every answer's status and duration (seconds), for metrics */
   onAnswer: (status: string, seconds: number) => void = () => undefined
   onThrottled: () => void = () => undefined
@@ -83,6 +94,8 @@ export class Upstream {
   constructor(o: UpstreamOptions) {
     this.#o = o
     this.#token = o.token
+    this.#tokenExpiresAt = jwtExpiry(o.token.reveal())
+    this.checkTokenExpiry()
     this.#origin = o.apiUrl.origin
     this.#basePath = o.apiUrl.pathname.replace(/\/+$/, '')
     this.agent = new Agent({
@@ -101,6 +114,27 @@ export class Upstream {
   /** Replaces the token (JOBPROGRESS_TOKEN_FILE re-read): calls from now on use the new one. */
   setToken(token: Secret): void {
     this.#token = token
+    this.#tokenExpiresAt = jwtExpiry(token.reveal())
+    this.checkTokenExpiry()
+  }
+
+  get tokenExpiresAt(): Date | undefined {
+    return this.#tokenExpiresAt
+  }
+
+  /** Logs a warning from EXPIRY_WARNING_DAYS before the token's JWT expiry. */
+  checkTokenExpiry(now = Date.now()): void {
+    const days = daysLeft(this.#tokenExpiresAt, now)
+    if (days === undefined || days > EXPIRY_WARNING_DAYS) return
+    this.#o.log.warn(
+      { expiresAt: this.#tokenExpiresAt!.toISOString(), daysLeft: days },
+      days < 0 ? 'the JobProgress token has expired: make a new one under Settings -> Developer' : 'the JobProgress token expires soon: make a new one under Settings -> Developer',
+    )
+  }
+
+  #noteError(o: CallOptions, status: string): void {
+    this.recentErrors.push({ time: new Date().toISOString(), method: o.method, path: o.path.slice(0, 200), status })
+    if (this.recentErrors.length > 20) this.recentErrors.shift()
   }
 
   /**
@@ -180,9 +214,24 @@ export class Upstream {
       })
     } catch (err) {
       this.onAnswer(errorLabel(err), (performance.now() - started) / 1000)
-      throw this.mapError(err, o.method)
+      const mapped = this.mapError(err, o.method)
+      this.#noteError(o, (mapped as { code?: string }).code ?? 'error')
+      throw mapped
     }
     this.onAnswer(String(res.statusCode), (performance.now() - started) / 1000)
+    if (res.statusCode >= 500 || res.statusCode === 401 || res.statusCode === 429) this.#noteError(o, String(res.statusCode))
+    if (res.statusCode === 401) {
+      this.unauthorized++
+      this.lastUnauthorizedAt = new Date()
+      const now = Date.now()
+      if (now - this.#lastUnauthorizedLog >= 60_000) {
+        this.#lastUnauthorizedLog = now
+        this.#o.log.error(
+          { unauthorizedSoFar: this.unauthorized },
+          'JobProgress answered 401: the token was revoked or has expired (clients get the 401 as it is; logged once a minute)',
+        )
+      }
+    }
     // (a 429's "Remaining: 0" is handled by the pause, which knows Retry-After)
     const remaining = Number(res.headers['x-ratelimit-remaining'])
     if (res.statusCode !== 429 && res.headers['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
