@@ -74,7 +74,14 @@ async function client(key: string): Promise<void> {
   }
 }
 
+const rssSamples: number[] = []
+const rssTimer = setInterval(() => rssSamples.push(proxy.rssMiB()), 5000)
 await Promise.all(keys.flatMap((k) => [client(k), client(k), client(k)]))
+clearInterval(rssTimer)
+const third = (i: number) => {
+  const part = rssSamples.slice(Math.floor((i * rssSamples.length) / 3), Math.floor(((i + 1) * rssSamples.length) / 3))
+  return part.length ? Math.max(...part) : NaN
+}
 await sleep(3000) // let hung calls finish
 await clients.close()
 await sleep(11_000) // the proxy's upstream keep-alive (10 s) lets go of idle sockets
@@ -102,6 +109,10 @@ ${table(['figure', 'start', 'end'], [
   ['RSS, MiB', start.rss, finish.rss],
   ['open file descriptors', start.fds, finish.fds],
 ])}
+
+RSS under load, highest in each third of the run (MiB): ${[0, 1, 2].map((i) => third(i).toFixed(1)).join(', ')}; it
+grows while the 16 MiB cache and V8's heap fill, then levels: growth from the second to the last third
+${(third(2) - third(1)).toFixed(1)} MiB (${goal(third(2) - third(1) < 10)} for "flat": < 10 MiB).
 
 ${table(['outcome', 'count'], [...byOutcome].sort((a, b) => b[1] - a[1]))}
 

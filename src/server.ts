@@ -19,26 +19,29 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const { config } = loaded
   const app = await buildApp(loaded)
 
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  // SIGHUP is not a shutdown here: it re-reads JOBPROGRESS_TOKEN_FILE (below)
+  closeWithGrace({ delay: 10_000, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'closing after an error')
     else app.log.info({ signal }, 'shutting down: finishing requests in flight')
     await app.close()
   })
 
-  if (config.tokenFile) {
-    process.on('SIGHUP', () => {
-      try {
-        app.upstream.setToken(readToken(env, config.tokenFile))
-        app.log.info('token re-read from JOBPROGRESS_TOKEN_FILE')
-      } catch (err) {
-        app.log.error({ message: (err as Error).message }, 'token file re-read failed; keeping the current token')
-      }
-    })
-  }
+  process.on('SIGHUP', () => {
+    if (!config.tokenFile) {
+      app.log.info('SIGHUP: no JOBPROGRESS_TOKEN_FILE to re-read')
+      return
+    }
+    try {
+      app.upstream.setToken(readToken(env, config.tokenFile))
+      app.log.info('token re-read from JOBPROGRESS_TOKEN_FILE')
+    } catch (err) {
+      app.log.error({ message: (err as Error).message }, 'token file re-read failed; keeping the current token')
+    }
+  })
 
   try {
     const address = await app.listen({ host: config.host, port: config.port })
-    app.log.info({ address, upstream: config.apiUrl.href }, 'jobprogress-proxy listening')
+    app.log.info({ address, host: config.host, port: config.port, upstream: config.apiUrl.href }, 'jobprogress-proxy listening')
   } catch (err) {
     process.stderr.write(`jobprogress-proxy: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`)
     process.exit(1)
