@@ -6,7 +6,9 @@ import { HttpCache } from './cache/http-cache.js'
 import { CacheStore } from './cache/store.js'
 import type { Config, Secret } from './config.js'
 import { errorBody } from './errors.js'
+import { once } from 'node:events'
 import { History } from './history.js'
+import { Distributed } from './redis/distributed.js'
 import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics } from './metrics.js'
@@ -41,6 +43,9 @@ export interface ClientTimeouts {
 
 export const CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 20_000, requestMs: 120_000, checkMs: 2_000 }
 
+/** While Redis is down, each replica spends at most this share of the budget on its own. */
+export const OUTAGE_SHARE = 0.25
+
 export interface ProxyState {
   /** false from the start of shutdown: /readyz answers 503 */
   ready: boolean
@@ -60,6 +65,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     upstream: Upstream
     cache: HttpCache
+    distributed: Distributed | undefined
     proxyState: ProxyState
   }
 }
@@ -103,6 +109,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
   })
 
+  // distributed mode: wait a moment for Redis, start degraded (local budget share) if it is not there
+  const distributed = config.redisUrl
+    ? new Distributed({ url: config.redisUrl, prefix: 'jpp', limit: config.rateLimit, windowMs: config.rateWindowMs, maxConcurrent: config.maxConcurrent, log: app.log })
+    : undefined
+  if (distributed) await Promise.race([once(distributed.redis, 'ready'), new Promise((r) => setTimeout(r, 2000).unref())])
+
   const upstream = new Upstream({
     apiUrl: config.apiUrl,
     token: o.token,
@@ -115,6 +127,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       maxConcurrent: config.maxConcurrent,
       queueMax: config.queueMax,
       queueTimeoutMs: config.queueTimeoutMs,
+      shared: distributed && {
+        budget: distributed.budget,
+        up: () => distributed.up(),
+        fallbackLimit: Math.max(1, Math.floor(config.rateLimit * OUTAGE_SHARE)),
+      },
     },
   })
   const cache = new HttpCache({
@@ -126,11 +143,15 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     maxEntryBytes: Math.floor(config.cacheMaxBytes / 8),
     now,
     log: app.log,
+    shared: distributed,
+    lockMs: config.queueTimeoutMs + config.upstreamTimeoutMs,
   })
+  distributed?.onInvalidation((inv) => cache.applyRemote(inv))
   const metrics = createMetrics(cache, upstream, config.rateLimit)
   const state: ProxyState = { ready: true, closing: false, startedAt: Date.now(), requests: 0 }
   app.decorate('upstream', upstream)
   app.decorate('cache', cache)
+  app.decorate('distributed', distributed)
   app.decorate('proxyState', state)
   app.decorateRequest('clientName', '')
 
@@ -202,7 +223,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     reply.code(404).send(errorBody(404, 'NOT_FOUND', `No such route: ${request.method} ${path.slice(0, 200)}`))
   })
 
-  registerOpsRoutes(app, { state, metrics, redis: undefined })
+  registerOpsRoutes(app, { state, metrics, redis: distributed && { ready: () => distributed.up() } })
   const history = new History(o.historyIntervalMs ?? 5_000, 15 * 60_000, async () => ({
     requests: state.requests,
     hits: cache.stats.hits,
@@ -238,6 +259,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     history.stop()
     clearInterval(expiryCheck)
     await upstream.close()
+    await distributed?.close()
   })
   return app
 }

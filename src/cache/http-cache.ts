@@ -53,9 +53,24 @@ export interface HttpCacheOptions {
   maxEntryBytes: number
   now: () => number
   log: FastifyBaseLogger
-  /** after a local eviction, e.g. to tell other replicas */
-  onEvict?: (filters: EvictFilter[]) => void
+  /** distributed mode: the Redis tier, its invalidations and its fill lock */
+  shared?: SharedCache
+  /** how long a replica holds the fill lock of a key, and others wait for it */
+  lockMs?: number
 }
+
+/** The second tier (src/redis/distributed.ts), as the cache sees it. */
+export interface SharedCache {
+  up(): boolean
+  get(key: string): Promise<Entry | undefined>
+  set(e: Entry): Promise<void>
+  invalidate(inv: Invalidation, filters: EvictFilter[]): Promise<void>
+  lock(key: string, ms: number): Promise<boolean>
+  filled(key: string): Promise<void>
+  waitFor(key: string, ms: number): Promise<Entry | undefined>
+}
+
+export type Invalidation = { op: 'write'; path: string } | { op: 'purge'; prefix: string | undefined }
 
 interface Fetched {
   status: number
@@ -152,7 +167,15 @@ export class HttpCache {
       const f = await this.#fetch(k, req, 'read', req.signal(), undefined, false)
       return { ...f, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
     }
-    const entry = this.store.get(k.key)
+    let entry = this.store.get(k.key)
+    if (!entry && !dir.noCache && this.#o.shared?.up()) {
+      // the second tier: another replica may have it
+      const e = await this.#o.shared.get(k.key)
+      if (e && this.#o.now() < e.storedAt + e.ttlMs + e.staleMs) {
+        this.store.set(e)
+        entry = e
+      }
+    }
     if (entry && !dir.noCache) return this.lookup(req)!
 
     this.stats.misses++
@@ -180,28 +203,41 @@ export class HttpCache {
    * After a 2xx write to `rawPath`: the path and its subtree, each ancestor's own entries (any
    * query), and the targets of the link rules. Fills in flight for those keys are not stored.
    */
-  evictForWrite(rawPath: string): number {
-    const { path } = cacheKey(rawPath, '')
-    const ancestors = new Set<string>()
-    const segs = path.split('/')
-    for (let i = segs.length - 1; i > 1; i--) ancestors.add(segs.slice(0, i).join('/'))
-    const filters: EvictFilter[] = [
-      { match: (p) => p === path || p.startsWith(path + '/') || ancestors.has(p) },
-      ...linkedTargets(this.#o.rules, path).map((t) => ({ match: (p: string) => t.match.test(p), includes: t.includes })),
-    ]
-    const n = this.evict(filters)
-    this.#o.onEvict?.(filters)
-    return n
+  async evictForWrite(rawPath: string): Promise<number> {
+    return this.#invalidate({ op: 'write', path: cacheKey(rawPath, '').path })
   }
 
   /** DELETE /_proxy/cache: everything, or one subtree. */
-  purge(prefix?: string): number {
-    const filters: EvictFilter[] = prefix
-      ? [{ match: (p) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : prefix + '/') }]
-      : [{ match: () => true }]
+  async purge(prefix?: string): Promise<number> {
+    return this.#invalidate({ op: 'purge', prefix })
+  }
+
+  /** An invalidation another replica published: this replica's first tier only. */
+  applyRemote(inv: Invalidation): number {
+    return this.evict(this.#filters(inv))
+  }
+
+  /** First tier at once (before any await), then the Redis tier and the other replicas. */
+  async #invalidate(inv: Invalidation): Promise<number> {
+    const filters = this.#filters(inv)
     const n = this.evict(filters)
-    this.#o.onEvict?.(filters)
+    await this.#o.shared?.invalidate(inv, filters)
     return n
+  }
+
+  #filters(inv: Invalidation): EvictFilter[] {
+    if (inv.op === 'purge') {
+      const prefix = inv.prefix
+      return prefix ? [{ match: (p) => p === prefix || p.startsWith(prefix + '/') }] : [{ match: () => true }]
+    }
+    const path = inv.path
+    const ancestors = new Set<string>()
+    const segs = path.split('/')
+    for (let i = segs.length - 1; i > 1; i--) ancestors.add(segs.slice(0, i).join('/'))
+    return [
+      { match: (p) => p === path || p.startsWith(path + '/') || ancestors.has(p) },
+      ...linkedTargets(this.#o.rules, path).map((t) => ({ match: (p: string) => t.match.test(p), includes: t.includes })),
+    ]
   }
 
   /** Applies eviction filters to the store and to fills in flight. */
@@ -277,6 +313,37 @@ export class HttpCache {
     storable: boolean,
     fill?: Fill,
   ): Promise<Fetched> {
+    const shared = storable && this.#o.shared?.up() ? this.#o.shared : undefined
+    const lockMs = this.#o.lockMs ?? 60_000
+    let locked = false
+    if (shared) {
+      locked = await shared.lock(k.key, lockMs)
+      if (!locked) {
+        // another replica is making this call: wait for its entry
+        const e = await shared.waitFor(k.key, lockMs)
+        if (e && !fill?.invalidated) {
+          this.store.set(e)
+          return { status: e.status, headers: { ...e.headers }, body: e.body, entry: e }
+        }
+      }
+    }
+    try {
+      return await this.#call(k, req, cls, signal, ttlMs, storable, fill, shared)
+    } finally {
+      if (locked) await shared!.filled(k.key)
+    }
+  }
+
+  async #call(
+    k: CacheKey,
+    req: CacheRequest,
+    cls: 'read' | 'background',
+    signal: AbortSignal,
+    ttlMs: number | undefined,
+    storable: boolean,
+    fill: Fill | undefined,
+    shared: SharedCache | undefined,
+  ): Promise<Fetched> {
     const answer = await this.#o.upstream.call({
       method: 'GET',
       path: req.rawPath,
@@ -318,6 +385,7 @@ export class HttpCache {
         staleMs: this.#o.staleSeconds * 1000,
       })
       this.store.set(entry)
+      await shared?.set(entry)
     }
     return { status: answer.statusCode, headers, body, entry }
   }

@@ -131,13 +131,26 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
           return Object.assign(headers, { [kCall]: meta })
         },
         rewriteHeaders: (headers) => clientResponseHeaders(headers),
+        // reply-from does not await this: nothing in it may throw asynchronously
         onResponse: (request, reply, res) => {
+          const stream = (res as unknown as { stream: NodeJS.ReadableStream }).stream
           const status = reply.statusCode
-          if (status >= 200 && status < 300 && request.method !== 'OPTIONS') {
-            const evicted = cache.evictForWrite(request.api.rawPath)
-            if (evicted) request.log.debug({ evicted }, 'evicted after write')
+          if (status < 200 || status >= 300 || request.method === 'OPTIONS') {
+            reply.send(stream)
+            return
           }
-          reply.send((res as unknown as { stream: NodeJS.ReadableStream }).stream)
+          // the first tier is evicted at once; the answer waits for the Redis tier in distributed
+          // mode, so that a read after the write never finds the old entry there
+          cache.evictForWrite(request.api.rawPath).then(
+            (evicted) => {
+              if (evicted) request.log.debug({ evicted }, 'evicted after write')
+              reply.send(stream)
+            },
+            (err: unknown) => {
+              request.log.warn({ err }, 'eviction after write failed')
+              reply.send(stream)
+            },
+          )
         },
         onError: (reply, { error }) => {
           const cause = (error as Error & { cause?: unknown }).cause

@@ -12,8 +12,9 @@ export function registerOpsRoutes(app: FastifyInstance, o: { state: ProxyState; 
 
   app.get('/readyz', async (_request, reply) => {
     if (!o.state.ready) return reply.code(503).send({ status: 'shutting_down' })
-    if (o.redis && !o.redis.ready()) return reply.code(503).send({ status: 'redis_unavailable' })
-    return { status: 'ready' }
+    // still serving (first tier, a local share of the budget), but not as one proxy with the others
+    if (o.redis && !o.redis.ready()) return reply.code(503).send({ status: 'degraded', redis: 'down' })
+    return o.redis ? { status: 'ready', redis: 'up' } : { status: 'ready' }
   })
 
   app.get('/metrics', async (_request, reply) => {

@@ -13,6 +13,8 @@ export interface Status {
   version: string
   uptime_seconds: number
   requests: number
+  /** distributed mode: whether Redis is up and which budget is in use; null without REDIS_URL */
+  distributed: { redis: 'up' | 'down'; budget: 'shared' | 'local' } | null
   token: { expires_at: string | null; expires_in_days: number | null }
   cache: {
     entries: number
@@ -54,6 +56,7 @@ export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<
       version: VERSION,
       uptime_seconds: Math.round((Date.now() - proxyState.startedAt) / 1000),
       requests: proxyState.requests,
+      distributed: app.distributed ? { redis: app.distributed.up() ? 'up' : 'down', budget: t.budget.name } : null,
       token: {
         expires_at: upstream.tokenExpiresAt?.toISOString() ?? null,
         expires_in_days: daysLeft(upstream.tokenExpiresAt) ?? null,
@@ -96,7 +99,7 @@ export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<
       if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new BadRequest('prefix must be a path such as /jobs')
     }
     const p = prefix?.startsWith(API_PREFIX + '/') ? prefix.slice(API_PREFIX.length) : prefix
-    const purged = app.cache.purge(p && p !== '/' ? p.replace(/\/+$/, '') : undefined)
+    const purged = await app.cache.purge(p && p !== '/' ? p.replace(/\/+$/, '') : undefined)
     request.log.info({ prefix: p ?? '(all)', purged }, 'cache purged')
     return { purged, prefix: p ?? null }
   })

@@ -12,8 +12,14 @@
 // by class (retries, writes, reads, background refreshes), round-robin between clients within a
 // class. At most one job waits inside Bottleneck at a time: a caller that leaves (disconnect, queue
 // timeout) simply leaves this queue, and a newcomer from another client is one slot from the front.
+//
+// Distributed mode: the budget is a clustered Bottleneck (Redis) whose slots come back through
+// RedisSlots, shared by every replica. While Redis is down, calls go through a local limiter holding
+// a conservative share of the budget; a call that was handed to the shared limiter when Redis went
+// away goes back to the queue (it was not sent).
 import Bottleneck from 'bottleneck'
 import { fastLocalYield } from './bottleneck-local.js'
+import { LocalSlots, type SlotStore } from './slots.js'
 import { QueueFull, QueueTimeout, ShuttingDown, withRetryAfter } from '../errors.js'
 
 export type CallClass = 'retry' | 'write' | 'read' | 'background'
@@ -25,9 +31,16 @@ export interface ThrottleOptions {
   maxConcurrent: number
   queueMax: number
   queueTimeoutMs: number
-  /** Bottleneck options for clustering (id, datastore, connection); local when absent */
-  bottleneck?: Bottleneck.ConstructorOptions
   onError?: (err: unknown) => void
+  /** distributed mode: the shared budget, used while up() says so */
+  shared?: { budget: Budget; up: () => boolean; fallbackLimit: number }
+}
+
+/** A limiter and the store its spent slots wait in. */
+export interface Budget {
+  name: 'local' | 'shared'
+  limiter: Bottleneck
+  slots: SlotStore
 }
 
 /** What a job returns: its value for the caller now, and when the call is really over. */
@@ -43,7 +56,7 @@ interface Waiter {
   state: 'queued' | 'handed' | 'running' | 'abandoned'
   enqueuedAt: number
   timer: NodeJS.Timeout | undefined
-  job: () => Promise<void>
+  job: (budget: Budget) => Promise<void>
   fail: (err: unknown) => void
   detach: () => void
 }
@@ -64,18 +77,16 @@ export interface ThrottleStats {
 }
 
 export class Throttle {
-  readonly limiter: Bottleneck
   /** called with the seconds each call waited for the budget (metrics) */
   onWait: (seconds: number) => void = () => undefined
   readonly stats: ThrottleStats = { calls: 0, throttled: 0, pauses: 0, queueTimeouts: 0, queueFull: 0, waitMsTotal: 0, corrections: 0 }
   readonly #o: ThrottleOptions
   readonly #queues = new Map<CallClass, Map<string, Waiter[]>>(CLASSES.map((c) => [c, new Map()]))
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #local: Budget
   #waiting = 0
   #inLimiter = 0
   #running = 0
   #started = 0
-  #pausedUntil = 0
   #closed = false
   #stopped = false
   /** handed to Bottleneck, not started yet */
@@ -84,12 +95,20 @@ export class Throttle {
   constructor(o: ThrottleOptions) {
     fastLocalYield()
     this.#o = o
-    this.limiter = new Bottleneck({
-      maxConcurrent: o.maxConcurrent,
-      reservoir: o.limit,
-      ...o.bottleneck,
-    })
-    this.limiter.on('error', (err) => o.onError?.(err))
+    const limiter = new Bottleneck({ maxConcurrent: o.maxConcurrent, reservoir: o.shared ? o.shared.fallbackLimit : o.limit })
+    limiter.on('error', (err) => o.onError?.(err))
+    this.#local = { name: 'local', limiter, slots: new LocalSlots(limiter, (err) => o.onError?.(err)) }
+  }
+
+  /** The budget in use now: the shared one while Redis is up, else the local one. */
+  get budget(): Budget {
+    const shared = this.#o.shared
+    return shared && shared.up() ? shared.budget : this.#local
+  }
+
+  /** The active limiter (tests give it slots by hand). */
+  get limiter(): Bottleneck {
+    return this.budget.limiter
   }
 
   /** Calls waiting for the budget (the SPEC's queue depth). */
@@ -107,20 +126,24 @@ export class Throttle {
   }
 
   get pausedUntil(): number {
-    return this.#pausedUntil
+    return this.budget.slots.pausedUntil
   }
 
   /** Budget left in the current window (slots not in use), never negative. */
   async budgetLeft(): Promise<number> {
-    const r = await this.limiter.currentReservoir()
-    return Math.max(0, r ?? this.#o.limit)
+    try {
+      const r = await this.budget.limiter.currentReservoir()
+      return Math.max(0, r ?? this.#o.limit)
+    } catch {
+      return 0
+    }
   }
 
   /** Seconds a client should wait before trying again, from the queue and the budget. */
   retryAfterSeconds(): number {
     const ahead = this.depth + 1
     const windows = ahead / this.#o.limit
-    const pause = Math.max(0, this.#pausedUntil - Date.now())
+    const pause = Math.max(0, this.pausedUntil - Date.now())
     return Math.max(1, Math.ceil((windows * this.#o.windowMs + pause) / 1000))
   }
 
@@ -148,7 +171,7 @@ export class Throttle {
           clearTimeout(w.timer)
           opts.signal?.removeEventListener('abort', onAbort)
         },
-        job: async () => {
+        job: async (budget: Budget) => {
           w.detach()
           w.state = 'running'
           this.#started++
@@ -167,7 +190,7 @@ export class Throttle {
             reject(err)
           } finally {
             this.#running--
-            this.#returnAt(answeredAt + this.#o.windowMs, 1)
+            budget.slots.returnAt(answeredAt + this.#o.windowMs, 1)
           }
         },
       }
@@ -188,13 +211,14 @@ export class Throttle {
   /** Stops all sending until `ms` from now: every slot, not only one call's. */
   async pause(ms: number): Promise<void> {
     const until = Date.now() + ms
-    if (until <= this.#pausedUntil) return
-    this.#pausedUntil = until
+    const budget = this.budget
+    if (until <= budget.slots.pausedUntil) return
+    budget.slots.pause(until)
     this.stats.pauses++
-    const r = (await this.limiter.currentReservoir()) ?? 0
+    const r = (await budget.limiter.currentReservoir()) ?? 0
     if (r > 0) {
-      await this.limiter.incrementReservoir(-r)
-      this.#returnAt(until, r)
+      await budget.limiter.incrementReservoir(-r)
+      budget.slots.returnAt(until, r)
     }
   }
 
@@ -205,12 +229,13 @@ export class Throttle {
    */
   async observeRemaining(remaining: number, seq: number): Promise<void> {
     const estimate = remaining - Math.max(0, this.#started - seq)
-    const r = (await this.limiter.currentReservoir()) ?? 0
+    const budget = this.budget
+    const r = (await budget.limiter.currentReservoir()) ?? 0
     if (estimate < r) {
       const d = r - Math.max(0, estimate)
       this.stats.corrections++
-      await this.limiter.incrementReservoir(-d)
-      this.#returnAt(Date.now() + this.#o.windowMs, d)
+      await budget.limiter.incrementReservoir(-d)
+      budget.slots.returnAt(Date.now() + this.#o.windowMs, d)
     }
   }
 
@@ -230,10 +255,12 @@ export class Throttle {
     if (this.#stopped) return
     this.#stopped = true
     this.rejectWaiting()
-    for (const t of this.#timers) clearTimeout(t)
-    this.#timers.clear()
-    await this.limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)
-    await this.limiter.disconnect(true)
+    for (const b of [this.#local, this.#o.shared?.budget]) {
+      if (!b) continue
+      b.slots.close()
+      await b.limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)
+      await b.limiter.disconnect(false)
+    }
   }
 
   #abandon(w: Waiter, err: unknown): void {
@@ -267,43 +294,40 @@ export class Throttle {
   #pump(): void {
     while (!this.#closed && this.#inLimiter < 1 && this.#waiting > 0) {
       const w = this.#next()!
+      const budget = this.budget
       this.#waiting--
       this.#inLimiter++
       w.state = 'handed'
       this.#handed.add(w)
-      this.limiter
-        .schedule(async () => {
+      budget.limiter
+        .schedule({ expiration: 10 * 60_000 }, async () => {
           this.#handed.delete(w)
           this.#inLimiter--
           this.#pump()
           if (w.state === 'abandoned') {
             // never sent: the slot was not spent
-            await this.limiter.incrementReservoir(1)
+            await budget.limiter.incrementReservoir(1)
             return
           }
-          await w.job()
+          await w.job(budget)
         })
         .catch((err: unknown) => {
           this.#handed.delete(w)
-          if (w.state === 'handed') {
-            this.#inLimiter--
-            w.state = 'abandoned'
-            w.fail(this.#closed ? withRetryAfter(new ShuttingDown(), 5) : err)
+          if (w.state !== 'handed') return
+          this.#inLimiter--
+          if (budget.name === 'shared' && !this.#closed) {
+            // the shared limiter failed (Redis went away) before the call was sent: queue it again
+            this.#o.onError?.(err)
+            w.state = 'queued'
+            const perClient = this.#queues.get(w.cls)!
+            perClient.set(w.client, [w, ...(perClient.get(w.client) ?? [])])
+            this.#waiting++
+            setTimeout(() => this.#pump(), 50).unref()
+            return
           }
+          w.state = 'abandoned'
+          w.fail(this.#closed ? withRetryAfter(new ShuttingDown(), 5) : err)
         })
     }
-  }
-
-  /** Gives `n` slots back at time `at`, or when a pause ends if one runs then. */
-  #returnAt(at: number, n: number): void {
-    if (this.#closed) return
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
-      if (this.#closed) return
-      if (Date.now() < this.#pausedUntil) return this.#returnAt(this.#pausedUntil, n)
-      this.limiter.incrementReservoir(n).catch((err: unknown) => this.#o.onError?.(err))
-    }, Math.max(0, at - Date.now()))
-    t.unref()
-    this.#timers.add(t)
   }
 }
