@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { DEMO_TOKEN } from '../src/simulator/app.js'
-import { goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
+import { freePort, goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7)
@@ -268,6 +268,98 @@ ${table(['budget', 'windows', 'upstream 200s in the period', 'goodput (of the bu
 `)
 }
 
+async function startRedisServer(): Promise<{ url: string; stop(): void } | undefined> {
+  if (spawnSync('redis-server', ['--version']).status !== 0) return undefined
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += String(d)))
+  while (!out.includes('Ready to accept connections')) await sleep(20)
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') }
+}
+
+async function distributed(): Promise<void> {
+  const redis = await startRedisServer()
+  if (!redis) {
+    sections.push('## Distributed mode\n\nSkipped: redis-server is not installed (apt-get install redis-server).\n')
+    return
+  }
+  // goodput: one replica vs two under the same over-demand, 5 per 1 s, 4 windows
+  const windows = quick ? 3 : 4
+  const runOverDemand = async (replicas: number) => {
+    const sim = await startSim({ rateLimit: 5, rateWindowMs: 1000, throttleMode: 'retry-after' })
+    const env = { REDIS_URL: redis.url, UPSTREAM_RATE_LIMIT: '5', UPSTREAM_RATE_WINDOW_MS: '1000', QUEUE_MAX: '100000', QUEUE_TIMEOUT_MS: '60000' }
+    const procs = await Promise.all(Array.from({ length: replicas }, () => startProxyProcess(sim.url, env)))
+    const t0 = Date.now()
+    const pending: Promise<unknown>[] = []
+    for (let w = 0; w < windows; w++) {
+      for (let i = 0; i < 50; i++) pending.push(fetch(`${procs[i % replicas]!.url}/api/v3/jobs?limit=1&r=${replicas}&k=${w}-${i}`).then((r) => r.arrayBuffer()).catch(() => undefined))
+      await sleep(1000)
+    }
+    const served = sim.calls.filter((c) => c.status === 200 && c.time < t0 + windows * 1000).length
+    const throttled = sim.throttled
+    await Promise.all(procs.map((p) => p.close()))
+    await Promise.all(pending)
+    await sim.close()
+    return { goodput: served / (5 * windows), throttled }
+  }
+  const one = await runOverDemand(1)
+  const two = await runOverDemand(2)
+
+  // invalidation delay and the Redis tier's hit latency
+  const sim = await startSim({ rateLimit: 1e9 })
+  const env = { REDIS_URL: redis.url, UPSTREAM_RATE_LIMIT: '1000000' }
+  const [a, b] = await Promise.all([startProxyProcess(sim.url, env), startProxyProcess(sim.url, env)])
+  const delays: number[] = []
+  let staleReads = 0
+  for (let i = 0; i < (quick ? 10 : 30); i++) {
+    const path = `/api/v3/jobs/${100 + i}`
+    await (await fetch(a.url + path)).arrayBuffer() // cached in A (and Redis)
+    await (await fetch(b.url + path, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: `{"name":"v${i}"}` })).arrayBuffer()
+    const t = performance.now()
+    for (let k = 0; k < 1000; k++) {
+      const r = await fetch(a.url + path)
+      const body = (await r.json()) as { data: { name: string } }
+      if (body.data.name === `v${i}`) break
+      staleReads++
+    }
+    delays.push(performance.now() - t)
+  }
+  const local: number[] = []
+  const tier2: number[] = []
+  for (let i = 0; i < (quick ? 100 : 300); i++) {
+    const path = `/api/v3/customers/${1 + (i % 57)}?k=${i}`
+    await (await fetch(a.url + path)).arrayBuffer() // fill (A), stored in Redis too
+    let t = performance.now()
+    await (await fetch(b.url + path)).arrayBuffer() // B: first-tier miss, Redis-tier hit
+    tier2.push(performance.now() - t)
+    t = performance.now()
+    await (await fetch(b.url + path)).arrayBuffer() // B: first-tier hit
+    local.push(performance.now() - t)
+  }
+  await Promise.all([a.close(), b.close()])
+  await sim.close()
+  redis.stop()
+  log(`distributed: goodput one ${one.goodput.toFixed(2)}, two ${two.goodput.toFixed(2)}; invalidation p50 ${percentile(delays, 50).toFixed(1)} ms`)
+  sections.push(`## Distributed mode (Redis on loopback, replicas as \`node dist/server.js\`)
+
+${table(['replicas', 'goodput (of one budget, 5 per 1 s, 10x over-demand)', 'upstream 429s'], [
+    [1, one.goodput, one.throttled],
+    [2, two.goodput, two.throttled],
+  ])}
+
+- two replicas together: goodput ${two.goodput.toFixed(2)} of one budget (goal >= 0.95: ${goal(two.goodput >= 0.95)}), ${two.throttled} upstream 429s (goal 0: ${goal(two.throttled === 0)})
+- invalidation: a PUT through B, then reads through A until they show the new data: **${staleReads} stale reads** in ${delays.length} runs; the new data was in A's answer after p50 **${percentile(delays, 50).toFixed(1)} ms**, worst **${Math.max(...delays).toFixed(1)} ms** from the PUT's answer (goal < 50 ms: ${goal(Math.max(...delays) < 50)}). That time is the refill itself (a miss through A: Redis tier, lock, upstream call, store): the write's answer waits for the Redis tier's eviction, and the pub/sub message reaches A's first tier before A's next read.
+
+${table(['hit from', 'p50 ms', 'p99 ms'], [
+    ['the replica\'s own first tier (lru-cache)', percentile(local, 50), percentile(local, 99)],
+    ['the Redis tier (first-tier miss)', percentile(tier2, 50), percentile(tier2, 99)],
+  ])}
+
+- added latency of a Redis-tier hit over a first-tier hit: **${(percentile(tier2, 50) - percentile(local, 50)).toFixed(2)} ms** at p50.
+`)
+}
+
 const build = spawnSync('npm', ['run', 'build'], { stdio: 'inherit' })
 if (build.status !== 0) process.exit(1)
 const started = Date.now()
@@ -278,6 +370,7 @@ const scenarios: Array<[string, () => Promise<void>]> = [
   ['miss', missPath],
   ['memory', memory],
   ['throttle', throttle],
+  ['redis', distributed],
 ]
 for (const [name, fn] of scenarios) {
   if (!wanted(name)) continue

@@ -19,8 +19,13 @@ import type { Budget } from '../upstream/throttle.js'
 
 export interface DistributedOptions {
   url: string
-  /** key prefix and Bottleneck id */
+  /** key prefix */
   prefix: string
+  /**
+   * The budget's settings: part of the shared budget's keys, so that replicas started with another
+   * UPSTREAM_RATE_LIMIT, window or concurrency never reuse settings Redis kept from earlier ones.
+   */
+  budgetId: string
   limit: number
   windowMs: number
   maxConcurrent: number
@@ -77,8 +82,9 @@ export class Distributed implements SharedCache {
     bottleneckClient.on('error', () => undefined)
     this.#connection = new Bottleneck.IORedisConnection({ client: bottleneckClient })
     this.#connection.on('error', () => undefined)
+    const budgetPrefix = `${o.prefix}-budget-${o.budgetId}`
     const limiter = new Bottleneck({
-      id: o.prefix,
+      id: budgetPrefix,
       datastore: 'ioredis',
       connection: this.#connection,
       clearDatastore: false,
@@ -88,7 +94,7 @@ export class Distributed implements SharedCache {
       timeout: o.windowMs * 20,
     })
     limiter.on('error', (err) => o.log.debug({ err }, 'shared limiter error'))
-    const slots = new RedisSlots(limiter, this.redis, o.prefix, o.windowMs * 20, (err) => o.log.debug({ err }, 'shared budget error'))
+    const slots = new RedisSlots(limiter, this.redis, budgetPrefix, o.windowMs * 20, (err) => o.log.debug({ err }, 'shared budget error'))
     this.budget = { name: 'shared', limiter, slots }
   }
 
