@@ -5,9 +5,17 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { DEMO_TOKEN } from '../src/simulator/app.js'
+import { barChart, lineChart } from './charts.js'
+import { hasNginx, startNginx } from './nginx.js'
 import { freePort, goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
 
 const quick = process.argv.includes('--quick')
+const date = new Date().toISOString().slice(0, 10)
+const stem = `${date}${quick ? '-quick' : ''}`
+mkdirSync(join('bench/results', stem), { recursive: true })
+/** a chart's link from the report, and its file */
+const chart = (name: string) => `${stem}/${name}`
+const chartFile = (name: string) => join('bench/results', stem, name)
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7)
 const sections: string[] = []
 const log = (s: string) => process.stdout.write(s + '\n')
@@ -23,15 +31,19 @@ async function hitPath(): Promise<void> {
   for (const h of ['content-type', 'cache-control', 'etag']) headers[h] = first.headers.get(h) ?? ''
   headers['x-cache'] = 'HIT'
   const bare = await startBareProcess(body, headers)
+  const nginx = hasNginx() ? await startNginx(sim.url, 3600) : undefined
   const seconds = quick ? 2 : 5
   const rounds = quick ? 2 : 3
   const p: Awaited<ReturnType<typeof load>>[] = []
   const b: Awaited<ReturnType<typeof load>>[] = []
-  await load(proxy.url + path, 1) // warm-up, both
+  const n: Awaited<ReturnType<typeof load>>[] = []
+  await load(proxy.url + path, 1) // warm-up, all
   await load(bare.url + path, 1)
+  if (nginx) await load(nginx.url + path, 1)
   for (let i = 0; i < rounds; i++) {
     p.push(await load(proxy.url + path, seconds))
     b.push(await load(bare.url + path, seconds))
+    if (nginx) n.push(await load(nginx.url + path, seconds))
   }
   const sum = (xs: typeof p, f: (x: (typeof p)[0]) => number) => xs.reduce((a, x) => a + f(x), 0) / xs.length
   const ratio = sum(p, (x) => x.rps) / sum(b, (x) => x.rps)
@@ -45,23 +57,33 @@ own process; autocannon runs in a third process.
 ${table(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'], [
     ['proxy, cache hit', sum(p, (x) => x.rps), sum(p, (x) => x.p50), Math.max(...p.map((x) => x.p99)), p.reduce((a, x) => a + x.non2xx, 0)],
     ['bare Fastify, same bytes', sum(b, (x) => x.rps), sum(b, (x) => x.p50), Math.max(...b.map((x) => x.p99)), b.reduce((a, x) => a + x.non2xx, 0)],
+    ...(nginx ? [['nginx proxy_cache, hit', sum(n, (x) => x.rps), sum(n, (x) => x.p50), Math.max(...n.map((x) => x.p99)), n.reduce((a, x) => a + x.non2xx, 0)]] : []),
   ])}
+
+![hit path](${chart('hit-path.svg')})
 
 - throughput ratio proxy / bare: **${ratio.toFixed(3)}** (goal >= 0.9: ${goal(ratio >= 0.9)})
 - proxy hit p99: **${p99} ms** (goal <= 5 ms: ${goal(p99 <= 5)})
-- nginx \`proxy_cache\`: ${await hasNginx() ? 'installed but not wired yet' : 'skipped: nginx is not installed (apt-get install nginx)'}
+- ${nginx ? `ratio proxy / nginx: **${(ratio * sum(b, (x) => x.rps) / sum(n, (x) => x.rps)).toFixed(3)}** (nginx: one worker process, \`proxy_cache_key $request_uri\`)` : 'nginx `proxy_cache`: skipped, nginx is not installed (apt-get install nginx)'}
 `)
+  await barChart('Cache-hit throughput (50 connections)', 'requests per second', [
+    { label: 'proxy', value: sum(p, (x) => x.rps) },
+    { label: 'bare Fastify', value: sum(b, (x) => x.rps) },
+    ...(nginx ? [{ label: 'nginx proxy_cache', value: sum(n, (x) => x.rps) }] : []),
+  ], chartFile('hit-path.svg'))
+  await nginx?.close()
   await bare.close()
   await proxy.close()
   await sim.close()
 }
 
-async function hasNginx(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = spawn('nginx', ['-v'], { stdio: 'ignore' })
-    c.on('error', () => resolve(false))
-    c.on('exit', (code) => resolve(code === 0))
-  })
+/** 50 concurrent GETs of one URL from their own process; when each was read (wall clock, ms). */
+async function burstClients(url: string, n: number): Promise<number[]> {
+  const clients = spawn(process.execPath, ['bench/clients.mjs', url, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  clients.stdout.on('data', (d) => (out += String(d)))
+  await new Promise((r) => clients.once('exit', r))
+  return JSON.parse(out) as number[]
 }
 
 async function coalescing(): Promise<void> {
@@ -79,11 +101,7 @@ async function coalescing(): Promise<void> {
     const done: number[] = []
     const onRequest = (_req: unknown, res: import('node:http').ServerResponse) => res.once('finish', () => done.push(performance.timeOrigin + performance.now()))
     proxy.app.server.on('request', onRequest)
-    const clients = spawn(process.execPath, ['bench/clients.mjs', `${proxy.url}/api/v3${path}`, '50'], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    clients.stdout.on('data', (d) => (out += String(d)))
-    await new Promise((r) => clients.once('exit', r))
-    const received = JSON.parse(out) as number[]
+    const received = await burstClients(`${proxy.url}/api/v3${path}`, 50)
     proxy.app.server.off('request', onRequest)
     if (i > 0) lastRead = Math.max(lastRead, Math.max(...received) - sim.calls.find((c) => c.path === path)!.finishedAt!)
     const calls = sim.calls.filter((c) => c.path === path)
@@ -93,6 +111,23 @@ async function coalescing(): Promise<void> {
     worst = Math.max(worst, last)
     callsOk &&= calls.length === 1
     rows.push([i, calls.length, Number(last.toFixed(2))])
+  }
+  // nginx with proxy_cache_lock: the same, measured from its clients (nginx's own writes are not visible)
+  const nginxRows: Array<Array<string | number>> = []
+  let nginxWorst = 0
+  if (hasNginx()) {
+    const nginx = await startNginx(sim.url, 3600)
+    for (let i = 0; i <= runs; i++) {
+      const path = `/jobs/${80 + i}`
+      sim.inject({ kind: 'delay', path, ms: 200 })
+      const received = await burstClients(`${nginx.url}/api/v3${path}`, 50)
+      const calls = sim.calls.filter((c) => c.path === path)
+      const last = Math.max(...received) - calls[0]!.finishedAt!
+      if (i === 0) continue
+      nginxWorst = Math.max(nginxWorst, last)
+      nginxRows.push([i, calls.length, Number(last.toFixed(2))])
+    }
+    await nginx.close()
   }
   log(`coalescing: worst last-waiter delay ${worst.toFixed(2)} ms`)
   sections.push(`## Coalescing (50 concurrent cold misses, upstream answers in 200 ms)
@@ -105,8 +140,20 @@ ${table(['run', 'upstream calls', 'last waiter answered, ms after the upstream a
   waiters (both in this process, one clock): it includes reading the upstream body and writing 50 answers.
   The 50 clients ran in their own process; the last of them had read its answer ${lastRead.toFixed(2)} ms after the
   upstream answer was written.
-- nginx \`proxy_cache_lock\` wakes waiters on a timer (up to 500 ms); not measured here (nginx not installed).
+${nginxRows.length ? `
+nginx with \`proxy_cache_lock on\`, the same 50 concurrent misses, measured by its clients:
+
+${table(['run', 'upstream calls', 'last client had its answer, ms after the upstream answer'], nginxRows)}
+
+- proxy, measured the same way (by its clients): worst **${lastRead.toFixed(2)} ms**; nginx: worst **${nginxWorst.toFixed(2)} ms**
+  (nginx's lock wakes waiters on a timer of up to 500 ms).` : '- nginx `proxy_cache_lock`: skipped, nginx is not installed.'}
+
+![coalescing](${chart('coalescing.svg')})
 `)
+  await barChart('Last of 50 coalesced waiters answered, after the upstream answer (worst run)', 'ms, as seen by the clients', [
+    { label: 'proxy', value: lastRead },
+    ...(nginxRows.length ? [{ label: 'nginx proxy_cache_lock', value: nginxWorst }] : []),
+  ], chartFile('coalescing.svg'))
   await proxy.close()
   await sim.close()
 }
@@ -141,41 +188,52 @@ ${table(['route', 'p50 ms', 'p99 ms'], [row('direct to the simulator', direct), 
   await sim.close()
 }
 
-async function memory(): Promise<void> {
+async function memoryAt(maxMiB: number): Promise<{ before: number; after: number; bytes: number; entries: number; written: number }> {
   const sim = await startSim({ rateLimit: 1e9 })
-  const max = 64 * 1024 * 1024
+  const max = maxMiB * 1024 * 1024
   const child = await startProxyProcess(sim.url, { CACHE_MAX_BYTES: String(max), UPSTREAM_RATE_LIMIT: '100000000', UPSTREAM_MAX_CONCURRENT: '16' })
-  const base = child.url
-  const rss = async () => child.rssMiB()
-  const before = await rss()
+  const before = child.rssMiB()
   let written = 0
   let i = 0
-  const target = 3 * max
   const worker = async () => {
-    while (written < target) {
-      const r = await fetch(`${base}/api/v3/jobs?limit=100&page=1&k=${i++}`)
+    while (written < 3 * max) {
+      const r = await fetch(`${child.url}/api/v3/jobs?limit=100&page=1&k=${i++}`)
       written += (await r.arrayBuffer()).byteLength
     }
   }
   await Promise.all(Array.from({ length: 16 }, worker))
   await sleep(500)
-  const after = await rss()
-  const status = (await (await fetch(`${base}/_proxy/status`)).json()) as { cache: { bytes: number; entries: number } }
+  const after = child.rssMiB()
+  const status = (await (await fetch(`${child.url}/_proxy/status`)).json()) as { cache: { bytes: number; entries: number } }
   await child.close()
   await sim.close()
-  log(`memory: RSS ${after.toFixed(1)} MiB after ${(written / 1048576).toFixed(0)} MiB through a 64 MiB cache`)
-  sections.push(`## Memory (CACHE_MAX_BYTES = 64 MiB, ${(written / 1048576).toFixed(0)} MiB of distinct answers written through it)
+  return { before, after, bytes: status.cache.bytes, entries: status.cache.entries, written }
+}
 
-${table(['figure', 'value'], [
-    ['RSS at start, MiB', before],
-    ['RSS after churn, MiB', after],
-    ['cache bytes, MiB', status.cache.bytes / 1048576],
-    ['cache entries', status.cache.entries],
-  ])}
+async function memory(): Promise<void> {
+  const sizes = quick ? [16, 64] : [16, 64, 256]
+  const rows: Array<Array<string | number>> = []
+  let at64: Awaited<ReturnType<typeof memoryAt>> | undefined
+  for (const size of sizes) {
+    const m = await memoryAt(size)
+    if (size === 64) at64 = m
+    rows.push([size, m.written / 1048576, m.before, m.after, m.bytes / 1048576, m.entries, m.after - size])
+    log(`memory ${size} MiB: RSS ${m.after.toFixed(1)} MiB`)
+  }
+  sections.push(`## Memory (CACHE_MAX_BYTES, then 3x that of distinct answers written through the cache)
 
-- RSS <= 144 MiB: ${goal(after <= 144)}; cache bytes <= max: ${goal(status.cache.bytes <= max)}.
-  (The proxy ran as \`node dist/server.js\`; RSS read from /proc.)
+${table(['CACHE_MAX_BYTES, MiB', 'written, MiB', 'RSS at start, MiB', 'RSS after churn, MiB', 'cache bytes, MiB', 'entries', 'RSS over the cache size, MiB'], rows)}
+
+![memory](${chart('memory.svg')})
+
+- at 64 MiB: RSS <= 144 MiB: ${goal((at64?.after ?? Infinity) <= 144)}; cache bytes <= max at every size: ${goal(rows.every((r) => (r[4] as number) <= (r[0] as number)))}.
+  The proxy ran as \`node dist/server.js\`; RSS read from /proc. The overhead over the cache size is Node's
+  baseline (the RSS at start) plus V8 heap growth and allocator fragmentation under churn.
 `)
+  await barChart('RSS after churn, by CACHE_MAX_BYTES', 'MiB', rows.flatMap((r) => [
+    { label: `${r[0]} MiB: cache`, value: r[4] as number, group: 'cache bytes' },
+    { label: `${r[0]} MiB: RSS`, value: r[3] as number, group: 'RSS' },
+  ]), chartFile('memory.svg'))
 }
 
 async function overDemand(limit: number, windowMs: number, windows: number, label: string) {
@@ -266,6 +324,159 @@ ${table(['budget', 'windows', 'upstream 200s in the period', 'goodput (of the bu
   sliding window returns slots one window after each call, so A's bursts come back together and the wait for the
   next free slot is up to a window, however short the queue ahead.
 `)
+}
+
+
+// ---- a realistic day, time-scaled 10x: 60 calls per 6 s, TTL 6 s
+function zipfSampler(items: string[], exponent = 1): () => string {
+  const weights = items.map((_, i) => 1 / Math.pow(i + 1, exponent))
+  const total = weights.reduce((a, b) => a + b, 0)
+  const cumulative: number[] = []
+  let acc = 0
+  for (const w of weights) cumulative.push((acc += w / total))
+  return () => {
+    const r = Math.random()
+    let lo = 0
+    let hi = cumulative.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (cumulative[mid]! < r) lo = mid + 1
+      else hi = mid
+    }
+    return items[lo]!
+  }
+}
+
+const RESOURCES = [
+  ...Array.from({ length: 150 }, (_, i) => `/jobs/${i + 1}`),
+  ...Array.from({ length: 57 }, (_, i) => `/customers/${i + 1}`),
+  ...Array.from({ length: 10 }, (_, i) => `/jobs?limit=10&page=${i + 1}`),
+  ...Array.from({ length: 6 }, (_, i) => `/customers?limit=10&page=${i + 1}`),
+  ...Array.from({ length: 77 }, (_, i) => `/jobs/${i + 1}/notes`),
+].sort(() => Math.random() - 0.5)
+
+function withIncludes(path: string): string {
+  if (!/^\/(jobs|customers)\/\d+$/.test(path) || Math.random() < 0.5) return path
+  const names = path.startsWith('/jobs') ? ['address', 'customer', 'reps'] : ['address', 'phones', 'rep']
+  const chosen = names.filter(() => Math.random() < 0.6).sort(() => Math.random() - 0.5)
+  return chosen.length ? `${path}?${chosen.map((n) => `includes[]=${n}`).join('&')}` : path
+}
+
+async function workload(mode: 'proxy' | 'direct' | 'nginx', seconds: number) {
+  const sim = await startSim({ rateLimit: 60, rateWindowMs: 6000, throttleMode: 'bare' })
+  let apiBase = sim.url
+  let close = async () => undefined as unknown
+  const headers: Record<string, string> = {}
+  if (mode === 'proxy') {
+    const p = await startProxyProcess(sim.url, { UPSTREAM_RATE_LIMIT: '60', UPSTREAM_RATE_WINDOW_MS: '6000', CACHE_TTL_SECONDS: '6', CACHE_STALE_SECONDS: '60', QUEUE_TIMEOUT_MS: '60000', QUEUE_MAX: '100000' })
+    apiBase = `${p.url}/api/v3`
+    close = () => p.close()
+  } else if (mode === 'nginx') {
+    const n = await startNginx(sim.url, 6)
+    apiBase = `${n.url}/api/v3`
+    close = () => n.close()
+  } else {
+    headers.authorization = `Bearer ${DEMO_TOKEN}`
+  }
+  const pick = zipfSampler(RESOURCES)
+  const latencies: number[] = []
+  let served = 0
+  let client429 = 0
+  let failed = 0
+  const end = Date.now() + seconds * 1000
+  // 4 apps x 2 loops, each about 3 requests a second: ~24/s of demand against 10/s of budget
+  const loop = async () => {
+    while (Date.now() < end) {
+      const write = Math.random() < 0.05
+      const path = write ? `/jobs/${1 + Math.floor(Math.random() * 150)}` : withIncludes(pick())
+      const t0 = performance.now()
+      for (let attempt = 0; attempt < 30; attempt++) {
+        const r = await fetch(apiBase + path, write ? { method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: '{"name":"w"}' } : { headers }).catch(() => undefined)
+        const text = r ? await r.text() : ''
+        const throttled = r && (r.status === 429 || (r.status === 500 && text.includes('Too Many Attempts')))
+        if (throttled) {
+          client429++
+          const ra = Number(r.headers.get('retry-after'))
+          await sleep(ra > 0 ? ra * 1000 : 1000) // what an app calling JobProgress directly has to do
+          continue
+        }
+        if (r && r.status < 500) served++
+        else failed++
+        break
+      }
+      latencies.push(performance.now() - t0)
+      await sleep(Math.random() * 600)
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, loop))
+  const calls = sim.calls.length
+  const upstream429 = sim.throttled
+  await close()
+  await sim.close()
+  return { mode, served, calls, perCall: served / calls, upstream429, client429, failed, p95: percentile(latencies, 95) }
+}
+
+async function realistic(): Promise<void> {
+  const seconds = quick ? 18 : 36
+  const modes: Array<'proxy' | 'direct' | 'nginx'> = hasNginx() ? ['proxy', 'direct', 'nginx'] : ['proxy', 'direct']
+  const rows = []
+  for (const m of modes) {
+    const r = await workload(m, seconds)
+    log(`workload ${m}: ${r.perCall.toFixed(2)} served per upstream call, ${r.upstream429} upstream 429s, p95 ${r.p95.toFixed(0)} ms`)
+    rows.push(r)
+  }
+  const label = { proxy: 'jobprogress-proxy', direct: 'no proxy (apps retry on 429)', nginx: 'nginx proxy_cache, forced TTL 6 s' }
+  sections.push(`## Budget under a realistic workload (${seconds} s, time-scaled 10x: 60 calls per 6 s, TTL 6 s)
+
+Four apps, two loops each, ~24 requests/s of demand against a budget of 10/s: Zipf-distributed keys over
+300 resources (jobs, customers, list pages, notes), \`includes[]\` in varied order and form, 5% writes.
+JobProgress answers over-use with a 429 without \`Retry-After\`; apps that get one wait a second and retry.
+
+${table(['setup', 'requests served', 'upstream calls', 'served per upstream call', 'upstream 429s', 'client 429s', 'failed', 'p95 latency ms'], rows.map((r) => [label[r.mode], r.served, r.calls, r.perCall, r.upstream429, r.client429, r.failed, r.p95]))}
+
+![workload](${chart('workload.svg')})
+`)
+  await barChart('Requests served per upstream call (realistic workload)', 'served per call', rows.map((r) => ({ label: label[r.mode], value: r.perCall })), chartFile('workload.svg'))
+}
+
+async function scaling(): Promise<void> {
+  const sim = await startSim({ rateLimit: 1e9 })
+  const proxy = await startProxyProcess(sim.url, { CACHE_MAX_BYTES: String(1024 ** 3), UPSTREAM_RATE_LIMIT: '100000000', UPSTREAM_MAX_CONCURRENT: '32', CACHE_TTL_SECONDS: '3600' })
+  const levels = quick ? [1000, 10_000] : [1000, 10_000, 100_000]
+  const rows: Array<Array<string | number>> = []
+  const points: Array<{ x: number; y: number; series: string }> = []
+  let filled = 0
+  for (const level of levels) {
+    let next = filled
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < level) {
+          const k = next++
+          await (await fetch(`${proxy.url}/api/v3/jobs/${1 + (k % 150)}?k=${k}`)).arrayBuffer()
+        }
+      }),
+    )
+    filled = level
+    const child = spawn(process.execPath, ['bench/load-keys.mjs', proxy.url, String(level), String(quick ? 2 : 4)], { stdio: ['ignore', 'pipe', 'ignore'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += String(d)))
+    await new Promise((r) => child.once('exit', r))
+    const r = JSON.parse(out) as { rps: number; p99: number; non2xx: number }
+    const status = (await (await fetch(`${proxy.url}/_proxy/status`)).json()) as { cache: { entries: number; bytes: number } }
+    const rss = proxy.rssMiB()
+    rows.push([level, status.cache.entries, status.cache.bytes / 1048576, r.rps, r.p99, rss])
+    points.push({ x: level, y: r.rps, series: 'hits/s' })
+    log(`scaling ${level}: ${r.rps.toFixed(0)} hits/s, RSS ${rss.toFixed(0)} MiB`)
+  }
+  await proxy.close()
+  await sim.close()
+  sections.push(`## Scaling (cache hits over N cached entries chosen at random, 50 connections)
+
+${table(['entries asked for', 'entries held', 'cache MiB', 'hits/s', 'p99 ms', 'RSS MiB'], rows)}
+
+![scaling](${chart('scaling.svg')})
+`)
+  await lineChart('Hit throughput as cached entries grow', 'cached entries', 'hits per second', points, chartFile('scaling.svg'))
 }
 
 async function startRedisServer(): Promise<{ url: string; stop(): void } | undefined> {
@@ -363,7 +574,6 @@ ${table(['hit from', 'p50 ms', 'p99 ms'], [
 const build = spawnSync('npm', ['run', 'build'], { stdio: 'inherit' })
 if (build.status !== 0) process.exit(1)
 const started = Date.now()
-const date = new Date().toISOString().slice(0, 10)
 const scenarios: Array<[string, () => Promise<void>]> = [
   ['hit', hitPath],
   ['coalescing', coalescing],
@@ -371,6 +581,8 @@ const scenarios: Array<[string, () => Promise<void>]> = [
   ['memory', memory],
   ['throttle', throttle],
   ['redis', distributed],
+  ['workload', realistic],
+  ['scaling', scaling],
 ]
 for (const [name, fn] of scenarios) {
   if (!wanted(name)) continue
@@ -383,7 +595,7 @@ Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 3
 Everything on loopback, proxy and references measured in the same run. Took ${((Date.now() - started) / 1000).toFixed(0)} s.
 `
 mkdirSync('bench/results', { recursive: true })
-const file = join('bench/results', `${date}${quick ? '-quick' : ''}.md`)
+const file = join('bench/results', `${stem}.md`)
 writeFileSync(file, [header, ...sections].join('\n'))
 log(`report: ${file}`)
 process.exit(0)
