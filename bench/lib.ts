@@ -3,13 +3,15 @@ import type autocannon from 'autocannon'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { createSimulator, DEMO_TOKEN, type Simulator, type SimulatorOptions } from '../src/simulator/app.js'
+import { freePort } from '../test/helpers.js'
+
+export { freePort }
 
 export interface Proxy {
   app: FastifyInstance
@@ -63,13 +65,6 @@ function childProcess(cmd: string, args: string[], env: Record<string, string>, 
   })
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as { port: number }).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
 
 /** The proxy as users run it: node dist/server.js (run `npm run build` first), logging at warn. */
 export async function startProxyProcess(simUrl: string, env: Record<string, string> = {}): Promise<Child> {

@@ -1,5 +1,5 @@
 // Test fixtures: a real simulator and a real proxy, each on 127.0.0.1:0, and raw-socket helpers.
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
@@ -98,6 +98,15 @@ export function rawGet(port: number, path: string, headers: Record<string, strin
     .map(([k, v]) => `${k}: ${v}`)
     .join('\r\n')
   return rawRequest(port, `GET ${path} HTTP/1.1\r\n${h}\r\n\r\n`)
+}
+
+/** A TCP port free on loopback right now. */
+export async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  const port = (srv.address() as { port: number }).port
+  await new Promise((r) => srv.close(r))
+  return port
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

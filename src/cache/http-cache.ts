@@ -79,6 +79,16 @@ interface Fetched {
   entry: Entry | undefined
 }
 
+interface FetchJob {
+  k: CacheKey
+  req: CacheRequest
+  cls: 'read' | 'background'
+  signal: AbortSignal
+  /** the entry's TTL; undefined: pass the answer on, never store it (bypass) */
+  ttlMs: number | undefined
+  fill?: Fill
+}
+
 interface Fill {
   promise: Promise<Fetched>
   controller: AbortController
@@ -164,7 +174,7 @@ export class HttpCache {
     const dir = directives(req.cacheControl)
     if (dir.noStore || ttlMs === 0) {
       this.stats.bypass++
-      const f = await this.#fetch(k, req, 'read', req.signal(), undefined, false)
+      const f = await this.#fetch({ k, req, cls: 'read', signal: req.signal(), ttlMs: undefined })
       return { ...f, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
     }
     let entry = this.store.get(k.key)
@@ -287,7 +297,7 @@ export class HttpCache {
   #startFill(k: CacheKey, req: CacheRequest, ttlMs: number, cls: 'read' | 'background'): Fill {
     const controller = new AbortController()
     const fill: Fill = { controller, waiters: 0, invalidated: false, path: k.path, includes: k.includes, promise: undefined! }
-    fill.promise = this.#fetch(k, req, cls, controller.signal, ttlMs, true, fill).finally(() => {
+    fill.promise = this.#fetch({ k, req, cls, signal: controller.signal, ttlMs, fill }).finally(() => {
       if (this.#inflight.get(k.key) === fill) this.#inflight.delete(k.key)
     })
     this.#inflight.set(k.key, fill)
@@ -304,16 +314,10 @@ export class HttpCache {
     return fill.promise.finally(() => signal.removeEventListener('abort', leave))
   }
 
-  async #fetch(
-    k: CacheKey,
-    req: CacheRequest,
-    cls: 'read' | 'background',
-    signal: AbortSignal,
-    ttlMs: number | undefined,
-    storable: boolean,
-    fill?: Fill,
-  ): Promise<Fetched> {
-    const shared = storable && this.#o.shared?.up() ? this.#o.shared : undefined
+  /** One upstream GET for a key: through the other replicas' fill when one is running (Redis lock). */
+  async #fetch(job: FetchJob): Promise<Fetched> {
+    const { k, fill } = job
+    const shared = job.ttlMs !== undefined && this.#o.shared?.up() ? this.#o.shared : undefined
     const lockMs = this.#o.lockMs ?? 60_000
     let locked = false
     if (shared) {
@@ -328,22 +332,14 @@ export class HttpCache {
       }
     }
     try {
-      return await this.#call(k, req, cls, signal, ttlMs, storable, fill, shared)
+      return await this.#call(job, shared)
     } finally {
       if (locked) await shared!.filled(k.key)
     }
   }
 
-  async #call(
-    k: CacheKey,
-    req: CacheRequest,
-    cls: 'read' | 'background',
-    signal: AbortSignal,
-    ttlMs: number | undefined,
-    storable: boolean,
-    fill: Fill | undefined,
-    shared: SharedCache | undefined,
-  ): Promise<Fetched> {
+  async #call(job: FetchJob, shared: SharedCache | undefined): Promise<Fetched> {
+    const { k, req, cls, signal, ttlMs, fill } = job
     const answer = await this.#o.upstream.call({
       method: 'GET',
       path: req.rawPath,
@@ -365,7 +361,6 @@ export class HttpCache {
     const cc = String(answer.headers['cache-control'] ?? '').toLowerCase()
     let entry: Entry | undefined
     if (
-      storable &&
       ttlMs &&
       answer.statusCode === 200 &&
       !/(^|[,\s])no-store\b/.test(cc) &&

@@ -21,12 +21,30 @@ export interface Entry {
 export function makeEntry(
   fields: Omit<Entry, 'etag' | 'size'>,
 ): Entry {
+  // A small Buffer is a slice of one of Node's shared 8 KiB pool slabs: kept in the cache, it would
+  // keep the whole slab alive. An entry owns an exact-size copy instead.
+  const body = Buffer.allocUnsafeSlow(fields.body.length)
+  fields.body.copy(body)
+  fields = { ...fields, body, headers: internHeaders(fields.headers) }
   const etag = `"${createHash('sha1').update(fields.body).digest('base64url')}"`
   let headerBytes = 0
   for (const [k, v] of Object.entries(fields.headers)) headerBytes += k.length + String(v).length + 4
   // bookkeeping overhead per entry: the key twice (lru + index), the object itself
   const size = Math.max(1, Math.ceil(fields.body.length + headerBytes + fields.key.length * 2 + 256))
   return { ...fields, etag, size }
+}
+
+// Most answers carry the same few headers: entries share one frozen copy of each distinct set.
+const headerSets = new Map<string, Readonly<Record<string, string | string[]>>>()
+
+function internHeaders(headers: Readonly<Record<string, string | string[]>>): Readonly<Record<string, string | string[]>> {
+  const key = JSON.stringify(headers)
+  let shared = headerSets.get(key)
+  if (!shared) {
+    if (headerSets.size >= 1000) headerSets.clear()
+    headerSets.set(key, (shared = Object.freeze({ ...headers })))
+  }
+  return shared
 }
 
 export interface StoreOptions {

@@ -1,18 +1,12 @@
 // Real redis-server and real replica processes on loopback, for the distributed-mode tests.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { DEMO_TOKEN } from '../../src/simulator/app.js'
-import { sleep, until } from '../helpers.js'
+import { freePort, sleep, until } from '../helpers.js'
+
+export { freePort }
 
 export const hasRedis = spawnSync('redis-server', ['--version']).status === 0
 
-export async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as { port: number }).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
 
 export interface RedisServer {
   url: string

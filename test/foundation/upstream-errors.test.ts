@@ -1,16 +1,8 @@
-import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { DEMO_TOKEN, startStack, type Stack } from '../helpers.js'
+import { DEMO_TOKEN, freePort, startStack, type Stack } from '../helpers.js'
 
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as { port: number }).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
 
 describe('upstream failures become the SPEC errors', () => {
   let s: Stack | undefined

@@ -2,20 +2,12 @@
 // the built dist/, then `node dist/server.js` with HOST=0.0.0.0. Proves the runtime dependencies are declared.
 import { execFileSync, spawn } from 'node:child_process'
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createSimulator, DEMO_TOKEN } from '../../src/simulator/app.js'
-import { until } from '../helpers.js'
+import { freePort, until } from '../helpers.js'
 
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as { port: number }).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
 
 describe('the runtime image, reproduced without Docker', () => {
   const dir = mkdtempSync(join(tmpdir(), 'jpp-image-'))
