@@ -277,18 +277,24 @@ async function throttle(): Promise<void> {
   const b = await overDemand(60, quick ? 3000 : 6000, quick ? 2 : windows, `60 per ${quick ? 3 : 6} s (60/min scaled)`)
   for (const r of [a, b]) log(`over-demand ${r.label}: goodput ${r.goodput.toFixed(3)}, upstream 429s ${r.upstream429}`)
 
-  // burst after an idle window
+  // burst after an idle window: the budget's limiter against the same proxy with no budget to speak
+  // of, in its own process, alternating
   const sim = await startSim({ rateLimit: 1e9 })
-  const proxy = await startProxy(sim.url, { UPSTREAM_RATE_LIMIT: '20', UPSTREAM_RATE_WINDOW_MS: '1000', UPSTREAM_MAX_CONCURRENT: '20' })
-  const spreads: number[] = []
-  for (let round = 0; round < 3; round++) {
-    const sent = Date.now()
-    await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${proxy.url}/api/v3/jobs/${i + 1}?r=${round}`).then((r) => r.arrayBuffer())))
-    const arrivals = sim.calls.slice(-20).map((c) => c.time)
-    spreads.push(Math.max(...arrivals) - sent)
-    await sleep(1100)
+  const burstSpread = async (limit: string) => {
+    const proxy = await startProxyProcess(sim.url, { UPSTREAM_RATE_LIMIT: limit, UPSTREAM_RATE_WINDOW_MS: '1000', UPSTREAM_MAX_CONCURRENT: '20' })
+    const spreads: number[] = []
+    for (let round = 0; round < 4; round++) {
+      const sent = Date.now()
+      await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${proxy.url}/api/v3/jobs/${i + 1}?l=${limit}&r=${round}`).then((r) => r.arrayBuffer())))
+      const arrivals = sim.calls.slice(-20).map((c) => c.time)
+      if (round > 0) spreads.push(Math.max(...arrivals) - sent) // round 0 opens the connections
+      await sleep(1100)
+    }
+    await proxy.close()
+    return spreads
   }
-  await proxy.close()
+  const spreads = await burstSpread('20')
+  const unlimited = await burstSpread('1000000000')
   await sim.close()
 
   // fairness: client B's single call while client A has a flood queued
@@ -316,9 +322,11 @@ ${table(['budget', 'windows', 'upstream 200s in the period', 'goodput (of the bu
   ])}
 
 - goodput >= 0.95: ${goal(a.goodput >= 0.95 && b.goodput >= 0.95)}; 0 upstream 429s: ${goal(a.upstream429 + b.upstream429 === 0)}; 0 client 429s: ${goal(a.client429 + b.client429 === 0)}
-- burst of 20 (= the budget) after an idle window, UPSTREAM_MAX_CONCURRENT=20, last call at the simulator after:
-  ${spreads.map((x) => `${x} ms`).join(', ')} (goal <= 50 ms: ${goal(Math.max(...spreads) <= 50)}). With the default
-  concurrency of 4 a burst goes out 4 at a time, as fast as the upstream answers.
+- burst of 20 (= the budget) after an idle window, UPSTREAM_MAX_CONCURRENT=20, last call at the simulator after
+  ${spreads.map((x) => `${x} ms`).join(', ')} (goal <= 50 ms: ${goal(Math.max(...spreads) <= 50)}); the same proxy with a budget of
+  a billion (the reference: no limiter effect): ${unlimited.map((x) => `${x} ms`).join(', ')}. The limiter adds
+  ${(percentile(spreads, 50) - percentile(unlimited, 50)).toFixed(0)} ms at the median; the rest is 20 concurrent requests through the proxy
+  on this 2-core machine. With the default concurrency of 4 a burst goes out 4 at a time, as fast as JobProgress answers.
 - fairness: client B's single call while A has 200 misses queued went upstream after **${ahead} of A's calls**
   (goal <= 2 slots: ${goal(ahead <= 2)}); in time it waited ${slots.toFixed(2)} slot-lengths (window / limit): the
   sliding window returns slots one window after each call, so A's bursts come back together and the wait for the

@@ -5,7 +5,7 @@ import { AdminAuth, ClientAuth } from './auth.js'
 import { HttpCache } from './cache/http-cache.js'
 import { CacheStore } from './cache/store.js'
 import type { Config, Secret } from './config.js'
-import { errorBody } from './errors.js'
+import { errorBody, PROXY_ERROR_CODES } from './errors.js'
 import { once } from 'node:events'
 import { History } from './history.js'
 import { Distributed } from './redis/distributed.js'
@@ -205,7 +205,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       status = 413
       code = 'BODY_TOO_LARGE'
       message = `The request body is larger than ${config.bodyLimitBytes} bytes`
-    } else if (status >= 500 && !/^[A-Z_]+$/.test(code ?? '') || status === 500) {
+    } else if (status >= 500 && !PROXY_ERROR_CODES.has(code)) {
       request.log.error({ err }, 'unexpected error')
       status = 500
       code = 'INTERNAL_ERROR'

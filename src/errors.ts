@@ -14,6 +14,13 @@ export const QueueFull = createError('QUEUE_FULL', 'Too many calls are waiting f
 export const QueueTimeout = createError('QUEUE_TIMEOUT', 'Waited too long for the upstream budget; retry later', 503)
 export const ShuttingDown = createError('SHUTTING_DOWN', 'The proxy is shutting down', 503)
 
+/** Every code the proxy itself answers with (SPEC.md), besides the generic BAD_REQUEST/NOT_FOUND. */
+export const PROXY_ERROR_CODES: ReadonlySet<string> = new Set(
+  [ProxyKeyRequired, ProxyKeyInvalid, AdminDisabled, AdminKeyInvalid, NotFound, BadRequest, BodyTooLarge, UpstreamUnreachable, UpstreamTimeout, QueueFull, QueueTimeout, ShuttingDown].map(
+    (E) => new E().code,
+  ),
+)
+
 export interface ErrorBody {
   error: { status_code: number; code: string; message: string }
 }

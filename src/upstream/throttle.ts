@@ -291,8 +291,20 @@ export class Throttle {
     return undefined
   }
 
+  /**
+   * How many calls may wait inside Bottleneck: one, so that a newcomer is never behind calls that
+   * cannot start; or, with the local limiter, as many as can start right now (free slots and
+   * concurrency), so that a burst within the budget goes out at once rather than one after another.
+   */
+  #handLimit(budget: Budget): number {
+    if (budget.name !== 'local') return 1
+    const reservoir = (budget.limiter as unknown as { _store?: { storeOptions?: { reservoir?: number | null } } })._store?.storeOptions?.reservoir
+    const free = Math.min(reservoir ?? 1, this.#o.maxConcurrent - this.#running)
+    return Math.max(1, free)
+  }
+
   #pump(): void {
-    while (!this.#closed && this.#inLimiter < 1 && this.#waiting > 0) {
+    while (!this.#closed && this.#waiting > 0 && this.#inLimiter < this.#handLimit(this.budget)) {
       const w = this.#next()!
       const budget = this.budget
       this.#waiting--
