@@ -27,7 +27,7 @@ export function barChart(title: string, unit: string, bars: Bar[], file: string)
       data: { values: bars.map((b) => ({ ...b, group: b.group ?? b.label })) },
       mark: { type: 'bar', tooltip: true },
       encoding: {
-        y: { field: 'label', type: 'nominal', sort: null, title: null },
+        y: { field: 'label', type: 'nominal', sort: null, title: null, axis: { labelLimit: 320 } },
         x: { field: 'value', type: 'quantitative', title: unit },
         color: { field: 'group', type: 'nominal', legend: null },
       },

@@ -175,6 +175,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     let counter = requestCounters.get(label)
     if (!counter) requestCounters.set(label, (counter = metrics.requests.labels(request.method, String(reply.statusCode))))
     counter.inc()
+    if (clientAuth.enabled && request.clientName) metrics.clientRequests.labels(request.clientName).inc()
     state.requests++
     request.log.info(
       {

@@ -7,6 +7,8 @@ export interface Metrics {
   registry: client.Registry
   requests: client.Counter<'method' | 'status'>
   cacheRequests: client.Counter<'result'>
+  /** by client key name; only used when PROXY_API_KEYS is set (names are few and configured) */
+  clientRequests: client.Counter<'client'>
 }
 
 export function createMetrics(cache: HttpCache, upstream: Upstream, limit: number): Metrics {
@@ -25,6 +27,12 @@ export function createMetrics(cache: HttpCache, upstream: Upstream, limit: numbe
     registers: [registry],
   })
   for (const result of ['hit', 'miss', 'stale', 'bypass']) cacheRequests.inc({ result }, 0)
+  const clientRequests = new client.Counter({
+    name: 'jobprogress_proxy_client_requests_total',
+    help: 'API requests answered, by client key name (with PROXY_API_KEYS)',
+    labelNames: ['client'] as const,
+    registers: [registry],
+  })
   new client.Gauge({
     name: 'jobprogress_proxy_cache_bytes',
     help: 'Bytes held by the cache (bodies and headers)',
@@ -110,5 +118,5 @@ export function createMetrics(cache: HttpCache, upstream: Upstream, limit: numbe
     duration.observe(seconds)
   }
   upstream.onThrottled = () => throttled.inc()
-  return { registry, requests, cacheRequests }
+  return { registry, requests, cacheRequests, clientRequests }
 }

@@ -41,6 +41,10 @@ describe('client keys (PROXY_API_KEYS)', () => {
     await fetch(`${s.url}/api/v3/jobs/2`, { headers: { 'x-proxy-key': 'report-key-2' } })
     const lines = s.logs.map((l) => JSON.parse(l) as { msg: string; path?: string; client?: string }).filter((l) => l.msg === 'request' && l.path === '/api/v3/jobs/2')
     expect(lines.map((l) => l.client)).toEqual(['dashboard', 'client2'])
+    const metrics = await (await fetch(`${s.url}/metrics`)).text()
+    expect(metrics).toMatch(/^jobprogress_proxy_client_requests_total\{client="dashboard"\} \d+$/m)
+    expect(metrics).toMatch(/^jobprogress_proxy_client_requests_total\{client="client2"\} \d+$/m)
+    expect(metrics).not.toContain('dash-key-1')
   })
 
   it('health, readiness and metrics need no key', async () => {
