@@ -2,7 +2,7 @@
 import type autocannon from 'autocannon'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
@@ -35,6 +35,7 @@ export async function startProxy(simUrl: string, env: Record<string, string> = {
 
 export interface Child {
   url: string
+  pid: number
   /** the process's RSS in MiB, from /proc */
   rssMiB(): number
   close(): Promise<void>
@@ -54,6 +55,7 @@ function childProcess(cmd: string, args: string[], env: Record<string, string>, 
       child.stdout.resume()
       resolve({
         url: m[1]!,
+        pid: child.pid!,
         rssMiB: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024,
         close: () =>
           new Promise<void>((r) => {
@@ -65,6 +67,39 @@ function childProcess(cmd: string, args: string[], env: Record<string, string>, 
   })
 }
 
+
+/** What a process's open descriptors are: kinds, and TCP sockets by peer port and state. */
+export function describeFds(pid: number): Record<string, number> {
+  const tcp = new Map<string, string>()
+  const states: Record<string, string> = { '01': 'established', '06': 'time-wait', '08': 'close-wait', '0A': 'listen' }
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = ''
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f.length < 10) continue
+      const remotePort = parseInt(f[2]!.split(':')[1]!, 16)
+      tcp.set(f[9]!, `tcp ${states[f[3]!] ?? f[3]} to port ${remotePort}`)
+    }
+  }
+  const out: Record<string, number> = {}
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target = ''
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`)
+    } catch {
+      continue
+    }
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+    const kind = inode ? (tcp.get(inode) ?? 'socket (not tcp)') : target.replace(/\[\d+\]$/, '').replace(/^\/.*\/.*$/, 'file')
+    out[kind] = (out[kind] ?? 0) + 1
+  }
+  return out
+}
 
 /** The proxy as users run it: node dist/server.js (run `npm run build` first), logging at warn. */
 export async function startProxyProcess(simUrl: string, env: Record<string, string> = {}): Promise<Child> {

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { Agent, fetch } from 'undici'
-import { goal, sleep, startProxyProcess, startSim, table } from './lib.js'
+import { describeFds, goal, sleep, startProxyProcess, startSim, table } from './lib.js'
 
 const seconds = Number(process.env.SOAK_SECONDS ?? 300)
 if (spawnSync('npm', ['run', 'build'], { stdio: 'inherit' }).status !== 0) process.exit(1)
@@ -25,7 +25,7 @@ const fds = async () => {
   return Number(/^process_open_fds (\d+)/m.exec(m)?.[1] ?? NaN)
 }
 await sleep(500)
-const start = { rss: proxy.rssMiB(), fds: await fds() }
+const start = { rss: proxy.rssMiB(), fds: await fds(), kinds: describeFds(proxy.pid) }
 
 // the clients' own connection pool, closed before the end figures so that its sockets are not counted
 const clients = new Agent({ connections: 16 })
@@ -85,7 +85,7 @@ const third = (i: number) => {
 await sleep(3000) // let hung calls finish
 await clients.close()
 await sleep(11_000) // the proxy's upstream keep-alive (10 s) lets go of idle sockets
-const finish = { rss: proxy.rssMiB(), fds: await fds() }
+const finish = { rss: proxy.rssMiB(), fds: await fds(), kinds: describeFds(proxy.pid) }
 const alive = await fetch(`${proxy.url}/healthz`).then((r) => r.ok, () => false)
 
 // every write accounted for: sent at most once, and every 200 really applied
@@ -109,6 +109,10 @@ ${table(['figure', 'start', 'end'], [
   ['RSS, MiB', start.rss, finish.rss],
   ['open file descriptors', start.fds, finish.fds],
 ])}
+
+Open descriptors by kind, at the start: ${JSON.stringify(start.kinds)}; at the end: ${JSON.stringify(finish.kinds)}.
+
+RSS every 5 s under load (MiB): ${rssSamples.map((x) => x.toFixed(0)).join(' ')}.
 
 RSS under load, highest in each third of the run (MiB): ${[0, 1, 2].map((i) => third(i).toFixed(1)).join(', ')}; it
 grows while the 16 MiB cache and V8's heap fill, then levels: growth from the second to the last third
