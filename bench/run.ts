@@ -11,15 +11,16 @@ import { freePort, goal, load, percentile, sleep, startBareProcess, startProxy, 
 
 const quick = process.argv.includes('--quick')
 const date = new Date().toISOString().slice(0, 10)
-const stem = `${date}${quick ? '-quick' : ''}`
+const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice(7)
+// a partial run never overwrites the day's full report
+const stem = `${date}${quick ? '-quick' : ''}${onlyArg ? `-only-${onlyArg.replace(/,/g, '-')}` : ''}`
 mkdirSync(join('bench/results', stem), { recursive: true })
 /** a chart's link from the report, and its file */
 const chart = (name: string) => `${stem}/${name}`
 const chartFile = (name: string) => join('bench/results', stem, name)
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7)
 const sections: string[] = []
 const log = (s: string) => process.stdout.write(s + '\n')
-const wanted = (name: string) => !only || only.split(',').includes(name)
+const wanted = (name: string) => !onlyArg || onlyArg.split(',').includes(name)
 
 async function hitPath(): Promise<void> {
   const sim = await startSim({ rateLimit: 1e9 })
