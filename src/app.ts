@@ -11,7 +11,7 @@ import { History } from './history.js'
 import { Distributed } from './redis/distributed.js'
 import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
-import { createMetrics } from './metrics.js'
+import { createMetrics, resourceOf } from './metrics.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerOpsRoutes } from './routes/ops.js'
 import { registerProxyRoutes } from './routes/proxy-admin.js'
@@ -176,6 +176,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     if (!counter) requestCounters.set(label, (counter = metrics.requests.labels(request.method, String(reply.statusCode))))
     counter.inc()
     if (clientAuth.enabled && request.clientName) metrics.clientRequests.labels(request.clientName).inc()
+    if (request.api) {
+      const result = request.cacheResult?.toLowerCase() ?? (request.method === 'GET' || request.method === 'HEAD' ? 'none' : 'write')
+      metrics.resourceRequests.labels(resourceOf(request.api.rawPath), result).inc()
+    }
     state.requests++
     request.log.info(
       {

@@ -9,6 +9,17 @@ export interface Metrics {
   cacheRequests: client.Counter<'result'>
   /** by client key name; only used when PROXY_API_KEYS is set (names are few and configured) */
   clientRequests: client.Counter<'client'>
+  /** API requests by JobProgress resource (a fixed list, else "other") and cache result */
+  resourceRequests: client.Counter<'resource' | 'result'>
+}
+
+/** JobProgress's top-level resources (JOBPROGRESS.md): label values never come from the client as is. */
+const RESOURCES = new Set(['customers', 'jobs', 'job', 'company', 'workflow', 'countries', 'referrals', 'divisions', 'appointments', 'prospects', 'resources'])
+
+/** The resource label for a path under /api/v3: its first segment when known, else "other". */
+export function resourceOf(rawPath: string): string {
+  const first = rawPath.split('/', 2)[1] ?? ''
+  return RESOURCES.has(first) ? first : 'other'
 }
 
 export function createMetrics(cache: HttpCache, upstream: Upstream, limit: number): Metrics {
@@ -27,6 +38,12 @@ export function createMetrics(cache: HttpCache, upstream: Upstream, limit: numbe
     registers: [registry],
   })
   for (const result of ['hit', 'miss', 'stale', 'bypass']) cacheRequests.inc({ result }, 0)
+  const resourceRequests = new client.Counter({
+    name: 'jobprogress_proxy_resource_requests_total',
+    help: 'API requests by JobProgress resource and cache result (write: not a GET; none: answered before the cache, e.g. 401)',
+    labelNames: ['resource', 'result'] as const,
+    registers: [registry],
+  })
   const clientRequests = new client.Counter({
     name: 'jobprogress_proxy_client_requests_total',
     help: 'API requests answered, by client key name (with PROXY_API_KEYS)',
@@ -118,5 +135,5 @@ export function createMetrics(cache: HttpCache, upstream: Upstream, limit: numbe
     duration.observe(seconds)
   }
   upstream.onThrottled = () => throttled.inc()
-  return { registry, requests, cacheRequests, clientRequests }
+  return { registry, requests, cacheRequests, clientRequests, resourceRequests }
 }

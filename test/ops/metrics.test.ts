@@ -25,7 +25,22 @@ describe('GET /metrics', () => {
       expect(text).toMatch(/^jobprogress_proxy_queue_wait_seconds_count 2$/m)
       expect(text).toMatch(/^jobprogress_proxy_upstream_budget_remaining \d+$/m)
       expect(text).toMatch(/^process_resident_memory_bytes \d+/m)
+      expect(text).toMatch(/^jobprogress_proxy_resource_requests_total\{resource="jobs",result="hit"\} 1$/m)
       expect(text).not.toMatch(/jobs\/1/) // no raw paths in labels
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('keeps resource labels to a fixed list: anything else is "other"', async () => {
+    const s = await startStack()
+    try {
+      await fetch(`${s.url}/api/v3/made-up-${Date.now()}/x`)
+      await fetch(`${s.url}/api/v3/customers/1`)
+      const text = await (await fetch(`${s.url}/metrics`)).text()
+      expect(text).toMatch(/^jobprogress_proxy_resource_requests_total\{resource="other",result="miss"\} 1$/m)
+      expect(text).toMatch(/^jobprogress_proxy_resource_requests_total\{resource="customers",result="miss"\} 1$/m)
+      expect(text).not.toContain('made-up')
     } finally {
       await s.close()
     }
