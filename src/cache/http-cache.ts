@@ -155,7 +155,9 @@ export class HttpCache {
    */
   lookup(req: CacheRequest): Served | undefined {
     const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
-    if (ttlMs === 0 || (req.cacheControl !== undefined && /no-cache|no-store|max-age\s*=\s*0\b/i.test(req.cacheControl))) return undefined
+    if (ttlMs === 0) return undefined
+    const dir = directives(req.cacheControl)
+    if (dir.noCache || dir.noStore) return undefined
     const entry = this.store.get(k.key)
     if (!entry) return undefined
     const age = this.#o.now() - entry.storedAt

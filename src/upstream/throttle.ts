@@ -177,8 +177,9 @@ export class Throttle {
           this.#started++
           this.#running++
           this.stats.calls++
-          this.stats.waitMsTotal += Date.now() - w.enqueuedAt
-          this.onWait((Date.now() - w.enqueuedAt) / 1000)
+          const waitedMs = Date.now() - w.enqueuedAt
+          this.stats.waitMsTotal += waitedMs
+          this.onWait(waitedMs / 1000)
           let answeredAt = Date.now()
           try {
             const { value, finished } = await fn()

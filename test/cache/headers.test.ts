@@ -64,6 +64,14 @@ describe('cache headers, validators, HEAD and client directives', () => {
     expect(s.sim.count('/jobs/44')).toBe(3)
   })
 
+  it('a Cache-Control that only looks like a directive (x-no-cache) is a plain hit', async () => {
+    await get('/jobs/46')
+    const r = await get('/jobs/46', { 'cache-control': 'x-no-cache, foo-max-age=0' })
+    expect(r.status).toBe(200)
+    expect(r.headers.get('x-cache')).toBe('HIT')
+    expect(s.sim.count('/jobs/46')).toBe(1)
+  })
+
   it('Cache-Control: no-store bypasses the cache and leaves the entry alone', async () => {
     await get('/jobs/45')
     s.sim.data.jobs.find((j) => j.id === 45)!.name = 'changed'
