@@ -16,6 +16,9 @@ import { registerApiRoutes } from './routes/api.js'
 import { registerOpsRoutes } from './routes/ops.js'
 import { registerProxyRoutes } from './routes/proxy-admin.js'
 import { Upstream } from './upstream/client.js'
+import { registerAudit } from './audit.js'
+import { registerClients } from './clients.js'
+import { registerServerTiming } from './server-timing.js'
 
 export interface AppOptions {
   config: Readonly<Config>
@@ -127,6 +130,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       maxConcurrent: config.maxConcurrent,
       queueMax: config.queueMax,
       queueTimeoutMs: config.queueTimeoutMs,
+      shares: config.clientBudgetShares,
       shared: distributed && {
         budget: distributed.budget,
         up: () => distributed.up(),
@@ -228,6 +232,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     reply.code(404).send(errorBody(404, 'NOT_FOUND', `No such route: ${request.method} ${path.slice(0, 200)}`))
   })
 
+  // team features: Server-Timing on every answer, the audit of writes, who spends the budget
+  registerServerTiming(app)
+  registerAudit(app, config.auditLog)
+  registerClients(app, { config, metrics, upstream })
   registerOpsRoutes(app, { state, metrics, redis: distributed && { ready: () => distributed.up() } })
   const history = new History(o.historyIntervalMs ?? 5_000, 15 * 60_000, async () => ({
     requests: state.requests,

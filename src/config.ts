@@ -1,8 +1,9 @@
 // The environment, read once: every variable of SPEC.md (and the few this project adds) parsed and
 // validated into one frozen, typed object. Nothing else in the proxy reads process.env.
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync } from 'node:fs'
 import { z } from 'zod'
 import { parseCacheRules, type CacheRules } from './cache/rules.js'
+import { parseBudgetShares } from './upstream/accounting.js'
 
 /** A value that must never reach a log, a JSON answer or an error message. */
 export class Secret {
@@ -36,6 +37,10 @@ export interface Config {
   port: number
   clientKeys: readonly ClientKey[]
   adminKey: Secret | undefined
+  /** AUDIT_LOG: the file of one JSON line per write; undefined: the main log, with "audit":true */
+  auditLog: string | undefined
+  /** CLIENT_BUDGET_SHARES: the most of each window's budget a client may spend, in percent */
+  clientBudgetShares: ReadonlyMap<string, number>
   cacheTtlSeconds: number
   cacheStaleSeconds: number
   cacheMaxBytes: number
@@ -110,6 +115,8 @@ const schema = z.object({
   PORT: int(0, 65535).default(Number(DEFAULTS.PORT)),
   PROXY_API_KEYS: optional,
   ADMIN_KEY: optional,
+  AUDIT_LOG: optional,
+  CLIENT_BUDGET_SHARES: optional,
   CACHE_TTL_SECONDS: int(0).default(Number(DEFAULTS.CACHE_TTL_SECONDS)),
   CACHE_STALE_SECONDS: int(0).default(Number(DEFAULTS.CACHE_STALE_SECONDS)),
   CACHE_MAX_BYTES: int(1024).default(Number(DEFAULTS.CACHE_MAX_BYTES)),
@@ -190,13 +197,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     throw new ConfigError(`CACHE_RULES: ${(err as Error).message}`)
   }
   const apiUrl = new URL(e.JOBPROGRESS_API_URL.replace(/\/+$/, ''))
+  const clientKeys = Object.freeze(parseClientKeys(e.PROXY_API_KEYS))
+  let clientBudgetShares: ReadonlyMap<string, number>
+  try {
+    clientBudgetShares = parseBudgetShares(e.CLIENT_BUDGET_SHARES, clientKeys.map((k) => k.name))
+  } catch (err) {
+    throw new ConfigError(`CLIENT_BUDGET_SHARES: ${(err as Error).message}`)
+  }
+  if (e.AUDIT_LOG) {
+    // opened for appending now, so that a path the proxy cannot write stops it here with one line
+    try {
+      closeSync(openSync(e.AUDIT_LOG, 'a', 0o640))
+    } catch (err) {
+      throw new ConfigError(`AUDIT_LOG: cannot open the file for appending (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+  }
   const config: Config = {
     tokenFile: e.JOBPROGRESS_TOKEN_FILE,
     apiUrl,
     host: e.HOST,
     port: e.PORT,
-    clientKeys: Object.freeze(parseClientKeys(e.PROXY_API_KEYS)),
+    clientKeys,
     adminKey: e.ADMIN_KEY ? new Secret(e.ADMIN_KEY) : undefined,
+    auditLog: e.AUDIT_LOG,
+    clientBudgetShares,
     cacheTtlSeconds: e.CACHE_TTL_SECONDS,
     cacheStaleSeconds: e.CACHE_STALE_SECONDS,
     cacheMaxBytes: e.CACHE_MAX_BYTES,

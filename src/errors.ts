@@ -13,10 +13,11 @@ export const UpstreamTimeout = createError('UPSTREAM_TIMEOUT', '%s', 504)
 export const QueueFull = createError('QUEUE_FULL', 'Too many calls are waiting for the upstream budget; retry later', 503)
 export const QueueTimeout = createError('QUEUE_TIMEOUT', 'Waited too long for the upstream budget; retry later', 503)
 export const ShuttingDown = createError('SHUTTING_DOWN', 'The proxy is shutting down', 503)
+export const NotCached = createError('NOT_CACHED', 'Cache-Control: only-if-cached, and no cached answer fits the request', 504)
 
 /** Every code the proxy itself answers with (SPEC.md), besides the generic BAD_REQUEST/NOT_FOUND. */
 export const PROXY_ERROR_CODES: ReadonlySet<string> = new Set(
-  [ProxyKeyRequired, ProxyKeyInvalid, AdminDisabled, AdminKeyInvalid, NotFound, BadRequest, BodyTooLarge, UpstreamUnreachable, UpstreamTimeout, QueueFull, QueueTimeout, ShuttingDown].map(
+  [ProxyKeyRequired, ProxyKeyInvalid, AdminDisabled, AdminKeyInvalid, NotFound, BadRequest, BodyTooLarge, UpstreamUnreachable, UpstreamTimeout, QueueFull, QueueTimeout, ShuttingDown, NotCached].map(
     (E) => new E().code,
   ),
 )

@@ -26,6 +26,13 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     await app.close()
   })
 
+  // SIGHUP also reopens AUDIT_LOG (log rotation)
+  process.on('SIGHUP', () => {
+    if (!config.auditLog) return
+    app.audit.reopen()
+    app.log.info('AUDIT_LOG reopened')
+  })
+
   process.on('SIGHUP', () => {
     if (!config.tokenFile) {
       app.log.info('SIGHUP: no JOBPROGRESS_TOKEN_FILE to re-read')

@@ -5,6 +5,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Readable } from 'node:stream'
 import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
+import { newTiming, type CallTiming } from '../upstream/accounting.js'
+import { NotCached } from '../errors.js'
+import { requestDirectives, responseNoStore, type RequestDirectives } from './directives.js'
 import { cacheKey, type CacheKey } from './key.js'
 import { linkedTargets, ttlFor, type CacheRules } from './rules.js'
 import { CacheStore, makeEntry, type Entry, type EvictFilter } from './store.js'
@@ -31,6 +34,10 @@ export interface CacheRequest {
   rawQuery: string
   cacheControl: string | undefined
   client: string
+  /** whose budget a call spends (client key name or "anonymous"); default: client */
+  account?: string
+  /** this request's Server-Timing figures: a call it makes or joins adds to them */
+  timing?: CallTiming
   /** aborts when the client leaves; asked for only when an upstream call is needed */
   signal: () => AbortSignal
 }
@@ -87,6 +94,7 @@ interface FetchJob {
   /** the entry's TTL; undefined: pass the answer on, never store it (bypass) */
   ttlMs: number | undefined
   fill?: Fill
+  timing?: CallTiming
 }
 
 interface Fill {
@@ -97,18 +105,12 @@ interface Fill {
   invalidated: boolean
   path: string
   includes: readonly string[]
+  /** the budget wait and upstream time of the call, for every waiter's Server-Timing */
+  timing: CallTiming
 }
 
 // Answers JobProgress sends for the request only, never to be stored or replayed.
 const NOT_STORED = new Set(['date', 'content-length', 'age', 'etag', 'x-cache', 'cache-status'])
-
-function directives(cacheControl: string | undefined): { noCache: boolean; noStore: boolean } {
-  const d = (cacheControl ?? '').toLowerCase()
-  return {
-    noStore: /(^|[,\s])no-store\b/.test(d),
-    noCache: /(^|[,\s])no-cache\b/.test(d) || /(^|[,\s])max-age\s*=\s*0\b/.test(d),
-  }
-}
 
 async function readAll(body: Readable): Promise<Buffer> {
   const chunks: Buffer[] = []
@@ -156,27 +158,51 @@ export class HttpCache {
   lookup(req: CacheRequest): Served | undefined {
     const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
     if (ttlMs === 0) return undefined
-    const dir = directives(req.cacheControl)
-    if (dir.noCache || dir.noStore) return undefined
+    const dir = requestDirectives(req.cacheControl)
+    if (dir.noStore) return undefined
     const entry = this.store.get(k.key)
     if (!entry) return undefined
+    return this.#serve(k, req, entry, dir, ttlMs)
+  }
+
+  /**
+   * Whether the client's directives accept an entry: HIT (fresh), STALE (served while a refresh runs),
+   * or undefined (refetch; with only-if-cached, 504 NOT_CACHED).
+   */
+  #usable(entry: Entry, dir: RequestDirectives): 'HIT' | 'STALE' | undefined {
+    if (dir.noCache || dir.maxAge === 0) return undefined
     const age = this.#o.now() - entry.storedAt
-    if (age < entry.ttlMs) {
+    if (dir.maxAge !== undefined && age > dir.maxAge * 1000) return undefined
+    const left = entry.ttlMs - age
+    if (left > 0) return dir.minFresh !== undefined && left < dir.minFresh * 1000 ? undefined : 'HIT'
+    if (dir.minFresh !== undefined) return undefined
+    if (dir.maxStale !== undefined && -left > dir.maxStale * 1000) return undefined
+    return 'STALE'
+  }
+
+  /** An entry the directives accept, as a HIT or a STALE (starting the one refresh); else undefined. */
+  #serve(k: CacheKey, req: CacheRequest, entry: Entry, dir: RequestDirectives, ttlMs: number): Served | undefined {
+    const use = this.#usable(entry, dir)
+    if (!use) return undefined
+    const ttl = Math.floor((entry.ttlMs - (this.#o.now() - entry.storedAt)) / 1000)
+    if (use === 'HIT') {
       this.stats.hits++
-      return this.#fromEntry(entry, 'HIT', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}`)
+      return this.#fromEntry(entry, 'HIT', `${NAME}; hit; ttl=${ttl}`)
     }
-    if (!this.#inflight.has(k.key)) this.#refresh(k, req, ttlMs)
+    // only-if-cached: never upstream, not even the background refresh
+    if (!dir.onlyIfCached && !this.#inflight.has(k.key)) this.#refresh(k, req, ttlMs)
     this.stats.stale++
-    return this.#fromEntry(entry, 'STALE', `${NAME}; hit; ttl=${Math.floor((entry.ttlMs - age) / 1000)}; fwd=stale`)
+    return this.#fromEntry(entry, 'STALE', `${NAME}; hit; ttl=${ttl}; fwd=stale`)
   }
 
   /** Any answer: from the store when it can (see lookup), else through one coalesced upstream call. */
   async get(req: CacheRequest): Promise<Served> {
     const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
-    const dir = directives(req.cacheControl)
+    const dir = requestDirectives(req.cacheControl)
     if (dir.noStore || ttlMs === 0) {
+      if (dir.onlyIfCached) throw new NotCached()
       this.stats.bypass++
-      const f = await this.#fetch({ k, req, cls: 'read', signal: req.signal(), ttlMs: undefined })
+      const f = await this.#fetch({ k, req, cls: 'read', signal: req.signal(), ttlMs: undefined, timing: req.timing })
       return { ...f, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
     }
     let entry = this.store.get(k.key)
@@ -188,19 +214,26 @@ export class HttpCache {
         entry = e
       }
     }
-    if (entry && !dir.noCache) return this.lookup(req)!
+    if (entry) {
+      const served = this.#serve(k, req, entry, dir, ttlMs)
+      if (served) return served
+    }
+    if (dir.onlyIfCached) throw new NotCached()
 
     this.stats.misses++
-    const fill = this.#inflight.get(k.key) ?? this.#startFill(k, req, ttlMs, 'read')
+    const fill = this.#inflight.get(k.key) ?? this.#startFill(k, req, ttlMs, 'read', req.timing)
     let fetched: Fetched
     try {
       fetched = await this.#join(fill, req.signal())
     } catch (err) {
+      this.#copyTiming(fill, req)
       if (entry && isFailure(err)) return this.#staleIfError(entry, (err as { statusCode?: number }).statusCode ?? 502)
       throw err
     }
+    this.#copyTiming(fill, req)
     if (entry && fetched.status >= 500) return this.#staleIfError(entry, fetched.status)
-    const fwd = dir.noCache ? 'request' : 'miss'
+    // an entry was there, but the client's directives (no-cache, max-age, min-fresh, max-stale) refused it
+    const fwd = dir.noCache || entry ? 'request' : 'miss'
     return {
       result: 'MISS',
       status: fetched.status,
@@ -289,17 +322,23 @@ export class HttpCache {
     return this.#fromEntry(e, 'STALE', `${NAME}; hit; ttl=${ttl}; fwd=miss; fwd-status=${status}; detail=stale-if-error`)
   }
 
+  /** A waiter that joined another request's fill reports that call's budget wait and upstream time. */
+  #copyTiming(fill: Fill, req: CacheRequest): void {
+    if (req.timing && req.timing !== fill.timing) Object.assign(req.timing, fill.timing)
+  }
+
   #refresh(k: CacheKey, req: CacheRequest, ttlMs: number): void {
     this.stats.refreshes++
+    // the refresh counts for this request's client, after its answer has gone: its own timing
     const fill = this.#startFill(k, req, ttlMs, 'background')
     fill.waiters++ // nobody waits, yet the refresh must not be cancelled
     fill.promise.catch((err: unknown) => this.#o.log.warn({ err, path: k.path }, 'background refresh failed; the stale entry stays'))
   }
 
-  #startFill(k: CacheKey, req: CacheRequest, ttlMs: number, cls: 'read' | 'background'): Fill {
+  #startFill(k: CacheKey, req: CacheRequest, ttlMs: number, cls: 'read' | 'background', timing: CallTiming = newTiming()): Fill {
     const controller = new AbortController()
-    const fill: Fill = { controller, waiters: 0, invalidated: false, path: k.path, includes: k.includes, promise: undefined! }
-    fill.promise = this.#fetch({ k, req, cls, signal: controller.signal, ttlMs, fill }).finally(() => {
+    const fill: Fill = { controller, waiters: 0, invalidated: false, path: k.path, includes: k.includes, timing, promise: undefined! }
+    fill.promise = this.#fetch({ k, req, cls, signal: controller.signal, ttlMs, fill, timing }).finally(() => {
       if (this.#inflight.get(k.key) === fill) this.#inflight.delete(k.key)
     })
     this.#inflight.set(k.key, fill)
@@ -341,7 +380,7 @@ export class HttpCache {
   }
 
   async #call(job: FetchJob, shared: SharedCache | undefined): Promise<Fetched> {
-    const { k, req, cls, signal, ttlMs, fill } = job
+    const { k, req, cls, signal, ttlMs, fill, timing } = job
     const answer = await this.#o.upstream.call({
       method: 'GET',
       path: req.rawPath,
@@ -349,6 +388,8 @@ export class HttpCache {
       // an entry is shared by every client: ask for it the same way whoever asked first
       headers: { accept: 'application/json', 'accept-encoding': 'identity' },
       client: req.client,
+      account: req.account,
+      timing,
       cls,
       signal,
     })
@@ -360,12 +401,11 @@ export class HttpCache {
     }
     const headers = clientResponseHeaders(answer.headers)
     for (const h of NOT_STORED) delete headers[h]
-    const cc = String(answer.headers['cache-control'] ?? '').toLowerCase()
     let entry: Entry | undefined
     if (
       ttlMs &&
       answer.statusCode === 200 &&
-      !/(^|[,\s])no-store\b/.test(cc) &&
+      !responseNoStore(answer.headers['cache-control']) &&
       isJson(headers['content-type'], body) &&
       body.length <= this.#o.maxEntryBytes &&
       !fill?.invalidated

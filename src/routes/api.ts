@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js'
 import { API_PREFIX, checkApiUrl, type SplitUrl } from '../safety.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
 import { BufferedBody, kCall, replyFromDispatcher, type CallMeta } from '../upstream/dispatcher.js'
+import { ANONYMOUS } from '../upstream/accounting.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -47,6 +48,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       }
       request.api = checkApiUrl(request.raw.url ?? '/')
       request.clientName = o.clientAuth.identify(request)
+      request.account = o.clientAuth.enabled ? request.clientName : ANONYMOUS
       done()
     } catch (err) {
       done(err as Error)
@@ -65,6 +67,8 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       rawQuery: request.api.rawQuery,
       cacheControl: request.headers['cache-control'],
       client: request.clientName,
+      account: request.account,
+      timing: request.timing,
       signal: () => clientGone(reply), // made only when a call is needed: hits stay cheap
     }
     const hit = cache.lookup(req)
@@ -127,6 +131,8 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
             client: request.clientName,
             cls: request.method === 'OPTIONS' ? 'read' : 'write',
             signal: clientGone(reply),
+            account: request.account,
+            timing: request.timing,
           }
           return Object.assign(headers, { [kCall]: meta })
         },

@@ -1,5 +1,7 @@
 // The dashboard: one self-contained page (no CDN, no chart library: the charts are plain SVG drawn by
 // the page). It polls /_proxy/status every 2 s and /_proxy/history (15 minutes, a sample per 5 s).
+import { TEAM_PANEL_HTML, TEAM_PANEL_SCRIPT } from './dashboard-team.js'
+
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>jobprogress-proxy</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -27,6 +29,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 </div>
 <h2>Recent upstream errors</h2>
 <table><thead><tr><th>time</th><th>call</th><th>status</th></tr></thead><tbody id="errors"><tr><td colspan="3">none</td></tr></tbody></table>
+${TEAM_PANEL_HTML}
 <p class="l" id="foot">loading…</p>
 <script>
 const cards = [
@@ -113,6 +116,7 @@ async function history() {
     document.getElementById('foot').textContent = 'history unavailable';
   }
 }
+${TEAM_PANEL_SCRIPT}
 status(); history();
 setInterval(status, 2000); setInterval(history, 5000);
 </script></body></html>`

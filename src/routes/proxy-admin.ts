@@ -8,6 +8,7 @@ import { DASHBOARD_HTML } from './dashboard.js'
 import type { History } from '../history.js'
 import type { UpstreamError } from '../upstream/client.js'
 import { daysLeft } from '../upstream/token.js'
+import type { ClientStatus } from '../clients.js'
 
 export interface Status {
   version: string
@@ -44,6 +45,8 @@ export interface Status {
     last_unauthorized_at: string | null
     recent_errors: UpstreamError[]
   }
+  /** by client key name ("anonymous" without keys): who spends the budget */
+  clients: Record<string, ClientStatus>
 }
 
 export const VERSION = '0.1.0'
@@ -84,6 +87,7 @@ export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<
         last_unauthorized_at: upstream.lastUnauthorizedAt?.toISOString() ?? null,
         recent_errors: upstream.recentErrors,
       },
+      clients: app.clients.status(),
     }
   })
 

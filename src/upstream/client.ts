@@ -8,6 +8,7 @@ import { QueueTimeout, UpstreamTimeout, UpstreamUnreachable, withRetryAfter } fr
 import { Throttle, type CallClass, type ThrottleOptions } from './throttle.js'
 import { upstreamRequestHeaders, type HeaderMap } from './headers.js'
 import { daysLeft, EXPIRY_WARNING_DAYS, jwtExpiry } from './token.js'
+import type { CallTiming } from './accounting.js'
 
 export interface CallOptions {
   method: string
@@ -20,6 +21,10 @@ export interface CallOptions {
   client: string
   cls: CallClass
   signal?: AbortSignal
+  /** whose budget the call spends: the client key's name, or "anonymous" (default: client) */
+  account?: string
+  /** the request's Server-Timing figures, added to by the throttle and here */
+  timing?: CallTiming
 }
 
 export interface Answer {
@@ -90,6 +95,8 @@ export class Upstream {
   /** called with every answer's status and duration (seconds), for metrics */
   onAnswer: (status: string, seconds: number) => void = () => undefined
   onThrottled: () => void = () => undefined
+  /** called as each call is sent (once per attempt), for per-client and per-route accounting */
+  onCall: (o: CallOptions) => void = () => undefined
 
   constructor(o: UpstreamOptions) {
     this.#o = o
@@ -145,7 +152,7 @@ export class Upstream {
     const deadline = Date.now() + this.#o.throttle.queueTimeoutMs
     let cls = o.cls
     for (;;) {
-      const answer = await this.throttle.run({ client: o.client, cls, signal: o.signal }, () => this.#send(o))
+      const answer = await this.throttle.run({ client: o.client, cls, signal: o.signal, account: o.account, timing: o.timing }, () => this.#send(o))
       const throttled = await this.#throttled(answer)
       if (!throttled) return answer
       const wait = parseRetryAfter(answer.headers['retry-after']) ?? this.#o.throttle.windowMs
@@ -198,6 +205,8 @@ export class Upstream {
   async #send(o: CallOptions): Promise<{ value: Answer; finished?: Promise<unknown> }> {
     const seq = this.throttle.startedSeq
     const started = performance.now()
+    this.onCall(o)
+    if (o.timing) o.timing.calls++
     const headers = upstreamRequestHeaders(o.headers)
     headers.authorization = `Bearer ${this.#token.reveal()}`
     if (o.body) headers['content-length'] = String(o.body.length)
@@ -213,11 +222,13 @@ export class Upstream {
         // fills the cache, and a write is never cut off half-way (its outcome would be unknown).
       })
     } catch (err) {
+      if (o.timing) o.timing.upstreamMs += performance.now() - started
       this.onAnswer(errorLabel(err), (performance.now() - started) / 1000)
       const mapped = this.mapError(err, o.method)
       this.#noteError(o, (mapped as { code?: string }).code ?? 'error')
       throw mapped
     }
+    if (o.timing) o.timing.upstreamMs += performance.now() - started
     this.onAnswer(String(res.statusCode), (performance.now() - started) / 1000)
     if (res.statusCode >= 500 || res.statusCode === 401 || res.statusCode === 429) this.#noteError(o, String(res.statusCode))
     if (res.statusCode === 401) {

@@ -4,6 +4,7 @@
 import { Readable } from 'node:stream'
 import type { Upstream } from './client.js'
 import type { CallClass } from './throttle.js'
+import type { CallTiming } from './accounting.js'
 
 /** A request body read in full before the call takes a slot: bounded, and resendable after a 429. */
 export class BufferedBody extends Readable {
@@ -25,6 +26,8 @@ export interface CallMeta {
   client: string
   cls: CallClass
   signal: AbortSignal
+  account?: string
+  timing?: CallTiming
 }
 
 interface ReplyFromRequest {
@@ -54,6 +57,8 @@ export function replyFromDispatcher(upstream: Upstream) {
           client: meta.client,
           cls: meta.cls,
           signal: meta.signal,
+          account: meta.account,
+          timing: meta.timing,
         })
         .then(
           (a) => cb(null, { statusCode: a.statusCode, headers: a.headers, body: a.body }),

@@ -20,6 +20,7 @@
 import Bottleneck from 'bottleneck'
 import { fastLocalYield } from './bottleneck-local.js'
 import { LocalSlots, type SlotStore } from './slots.js'
+import { ClientWindows, type CallTiming } from './accounting.js'
 import { QueueFull, QueueTimeout, ShuttingDown, withRetryAfter } from '../errors.js'
 
 export type CallClass = 'retry' | 'write' | 'read' | 'background'
@@ -34,6 +35,8 @@ export interface ThrottleOptions {
   onError?: (err: unknown) => void
   /** distributed mode: the shared budget, used while up() says so */
   shared?: { budget: Budget; up: () => boolean; fallbackLimit: number }
+  /** CLIENT_BUDGET_SHARES: percent of `limit` per window, by client (account) name */
+  shares?: ReadonlyMap<string, number>
 }
 
 /** A limiter and the store its spent slots wait in. */
@@ -52,6 +55,11 @@ export interface JobResult<T> {
 
 interface Waiter {
   client: string
+  /** whose budget share and counts the call goes to (the client key's name, or "anonymous") */
+  account: string
+  timing: CallTiming | undefined
+  /** holds a slot of its account's window (ClientWindows) */
+  holds?: boolean
   cls: CallClass
   state: 'queued' | 'handed' | 'running' | 'abandoned'
   enqueuedAt: number
@@ -80,6 +88,8 @@ export class Throttle {
   /** called with the seconds each call waited for the budget (metrics) */
   onWait: (seconds: number) => void = () => undefined
   readonly stats: ThrottleStats = { calls: 0, throttled: 0, pauses: 0, queueTimeouts: 0, queueFull: 0, waitMsTotal: 0, corrections: 0 }
+  /** per-client calls, waits and window use; the share caps */
+  readonly clients: ClientWindows
   readonly #o: ThrottleOptions
   readonly #queues = new Map<CallClass, Map<string, Waiter[]>>(CLASSES.map((c) => [c, new Map()]))
   readonly #local: Budget
@@ -95,6 +105,7 @@ export class Throttle {
   constructor(o: ThrottleOptions) {
     fastLocalYield()
     this.#o = o
+    this.clients = new ClientWindows({ limit: o.limit, windowMs: o.windowMs, shares: o.shares ?? new Map(), onFree: () => this.#pump() })
     const limiter = new Bottleneck({ maxConcurrent: o.maxConcurrent, reservoir: o.shared ? o.shared.fallbackLimit : o.limit })
     limiter.on('error', (err) => o.onError?.(err))
     this.#local = { name: 'local', limiter, slots: new LocalSlots(limiter, (err) => o.onError?.(err)) }
@@ -151,7 +162,7 @@ export class Throttle {
    * Runs `fn` when the budget allows. Rejects with QUEUE_FULL, QUEUE_TIMEOUT, SHUTTING_DOWN, or an
    * AbortedError when `signal` aborts while the call is still waiting (it then costs no budget).
    */
-  run<T>(opts: { client: string; cls: CallClass; signal?: AbortSignal }, fn: () => Promise<JobResult<T>>): Promise<T> {
+  run<T>(opts: { client: string; cls: CallClass; signal?: AbortSignal; account?: string; timing?: CallTiming }, fn: () => Promise<JobResult<T>>): Promise<T> {
     if (this.#closed) return Promise.reject(withRetryAfter(new ShuttingDown(), 5))
     if (opts.signal?.aborted) return Promise.reject(new AbortedError('the caller left'))
     if (this.depth >= this.#o.queueMax && opts.cls !== 'retry') {
@@ -162,6 +173,8 @@ export class Throttle {
       const onAbort = () => this.#abandon(w, new AbortedError('the caller left'))
       const w: Waiter = {
         client: opts.client,
+        account: opts.account ?? opts.client,
+        timing: opts.timing,
         cls: opts.cls,
         state: 'queued',
         enqueuedAt: Date.now(),
@@ -180,6 +193,8 @@ export class Throttle {
           const waitedMs = Date.now() - w.enqueuedAt
           this.stats.waitMsTotal += waitedMs
           this.onWait(waitedMs / 1000)
+          this.clients.started(w.account, waitedMs)
+          if (w.timing) w.timing.budgetMs += waitedMs
           let answeredAt = Date.now()
           try {
             const { value, finished } = await fn()
@@ -192,6 +207,8 @@ export class Throttle {
           } finally {
             this.#running--
             budget.slots.returnAt(answeredAt + this.#o.windowMs, 1)
+            if (w.holds) this.clients.release(w.account, answeredAt + this.#o.windowMs)
+            w.holds = false
           }
         },
       }
@@ -262,6 +279,7 @@ export class Throttle {
       await b.limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)
       await b.limiter.disconnect(false)
     }
+    this.clients.close()
   }
 
   #abandon(w: Waiter, err: unknown): void {
@@ -275,14 +293,23 @@ export class Throttle {
       this.#waiting--
     }
     // 'handed': Bottleneck holds the job; it will see the state and give its slot straight back.
+    if (w.timing) w.timing.budgetMs += Date.now() - w.enqueuedAt
     w.state = 'abandoned'
     w.fail(err)
+  }
+
+  /** A handed call that was never sent gives its slot back to its account's share. */
+  #giveBack(w: Waiter): void {
+    if (!w.holds) return
+    w.holds = false
+    this.clients.giveBack(w.account)
   }
 
   #next(): Waiter | undefined {
     for (const cls of CLASSES) {
       const perClient = this.#queues.get(cls)!
       for (const [client, list] of perClient) {
+        if (this.clients.capped(list[0]!.account)) continue // its share of this window is spent
         const w = list.shift()!
         perClient.delete(client)
         if (list.length > 0) perClient.set(client, list) // to the back of the round
@@ -306,7 +333,10 @@ export class Throttle {
 
   #pump(): void {
     while (!this.#closed && this.#waiting > 0 && this.#inLimiter < this.#handLimit(this.budget)) {
-      const w = this.#next()!
+      const w = this.#next()
+      if (!w) break // only clients at their share's cap wait: ClientWindows calls #pump when one frees
+      this.clients.take(w.account)
+      w.holds = true
       const budget = this.budget
       this.#waiting--
       this.#inLimiter++
@@ -319,6 +349,7 @@ export class Throttle {
           this.#pump()
           if (w.state === 'abandoned') {
             // never sent: the slot was not spent
+            this.#giveBack(w)
             await budget.limiter.incrementReservoir(1)
             return
           }
@@ -326,6 +357,7 @@ export class Throttle {
         })
         .catch((err: unknown) => {
           this.#handed.delete(w)
+          this.#giveBack(w)
           if (w.state !== 'handed') return
           this.#inLimiter--
           if (budget.name === 'shared' && !this.#closed) {

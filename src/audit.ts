@@ -1,0 +1,109 @@
+// The audit of writes: one JSON line per POST/PUT/PATCH/DELETE under /api/v3, whatever its outcome:
+// time, client name, method, path, status, duration, request id. Never a body, a query, the token or
+// a key. To AUDIT_LOG (appended with write(2) before the answer is sent, so a line is never missing
+// for an answer a client has seen; reopened on SIGHUP for log rotation), else to the main log with
+// "audit":true.
+import { closeSync, openSync, writeSync } from 'node:fs'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { API_PREFIX } from './safety.js'
+
+const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+export interface AuditEntry {
+  time: string
+  /** the client key's name, "anonymous" without keys, null when the request was refused before (401) */
+  client: string | null
+  method: string
+  /** without the query */
+  path: string
+  status: number
+  ms: number
+  req: string
+}
+
+export class AuditLog {
+  readonly file: string | undefined
+  readonly #log: FastifyBaseLogger
+  #fd: number | undefined
+  #failing = false
+  /** lines written (or logged) since start */
+  lines = 0
+
+  constructor(file: string | undefined, log: FastifyBaseLogger) {
+    this.file = file
+    this.#log = log
+    if (file) this.#fd = openSync(file, 'a', 0o640)
+  }
+
+  /** After log rotation (SIGHUP): the next lines go to a new file of the same name. */
+  reopen(): void {
+    if (!this.file) return
+    const old = this.#fd
+    try {
+      this.#fd = openSync(this.file, 'a', 0o640)
+      this.#failing = false
+    } catch (err) {
+      this.#fd = undefined
+      this.#log.error({ code: (err as NodeJS.ErrnoException).code }, 'AUDIT_LOG: cannot reopen the file; audit lines go to the main log until it can')
+    }
+    if (old !== undefined) closeSync(old)
+  }
+
+  write(e: AuditEntry): void {
+    this.lines++
+    if (this.#fd === undefined) {
+      const { time: _time, ...rest } = e // pino has its own time
+      this.#log.info({ audit: true, ...rest }, 'audit')
+      return
+    }
+    try {
+      writeSync(this.#fd, JSON.stringify(e) + '\n')
+      this.#failing = false
+    } catch (err) {
+      // never fatal: the line goes to the main log instead, with the reason once
+      if (!this.#failing) this.#log.error({ code: (err as NodeJS.ErrnoException).code }, 'AUDIT_LOG: write failed; audit lines go to the main log')
+      this.#failing = true
+      const { time: _time, ...rest } = e
+      this.#log.info({ audit: true, ...rest }, 'audit')
+    }
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd)
+    this.#fd = undefined
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    audit: AuditLog
+  }
+}
+
+export function registerAudit(app: FastifyInstance, file: string | undefined): AuditLog {
+  const audit = new AuditLog(file, app.log)
+  app.decorate('audit', audit)
+  // onSend: the line is written before the answer's first byte
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (WRITES.has(request.method)) {
+      const path = request.url.split('?', 1)[0]!
+      if (path === API_PREFIX || path.startsWith(API_PREFIX + '/')) {
+        audit.write({
+          time: new Date().toISOString(),
+          client: request.account || null,
+          method: request.method,
+          path: path.slice(0, 1000),
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+          req: String(request.id),
+        })
+      }
+    }
+    done(null, payload)
+  })
+  app.addHook('onClose', (_app, done) => {
+    audit.close()
+    done()
+  })
+  return audit
+}
