@@ -58,7 +58,7 @@ export interface ClientUse {
 }
 
 /** A call that waited less than this did not wait for the budget (scheduling noise). */
-export const WAITED_MS = 10
+export const WAITED_MS = 100
 
 const MAX_CLIENTS = 1000
 
