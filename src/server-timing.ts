@@ -3,12 +3,12 @@
 // `curl -sD- -o/dev/null` shows it too.
 //   Server-Timing: cache;desc=MISS, budget;dur=812.4, upstream;dur=143.0, total;dur=957.9
 import type { FastifyInstance } from 'fastify'
-import { newTiming, type CallTiming } from './upstream/accounting.js'
+import type { CallTiming } from './upstream/accounting.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** the budget wait and upstream time of the calls this request made or joined */
-    timing: CallTiming
+    /** the budget wait and upstream time of the calls this request made or joined (set for /api/v3) */
+    timing: CallTiming | null
   }
 }
 
@@ -25,11 +25,7 @@ export function serverTimingValue(cache: string | undefined, t: CallTiming | und
 }
 
 export function registerServerTiming(app: FastifyInstance): void {
-  app.decorateRequest('timing', null as unknown as CallTiming)
-  app.addHook('onRequest', (request, _reply, done) => {
-    request.timing = newTiming()
-    done()
-  })
+  app.decorateRequest('timing', null)
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('server-timing', serverTimingValue(request.cacheResult, request.timing ?? undefined, reply.elapsedTime))
     done(null, payload)

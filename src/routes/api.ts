@@ -10,7 +10,7 @@ import type { Metrics } from '../metrics.js'
 import { API_PREFIX, checkApiUrl, type SplitUrl } from '../safety.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
 import { BufferedBody, kCall, replyFromDispatcher, type CallMeta } from '../upstream/dispatcher.js'
-import { ANONYMOUS } from '../upstream/accounting.js'
+import { ANONYMOUS, newTiming } from '../upstream/accounting.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -46,6 +46,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
         reply.header('connection', 'close')
         throw withRetryAfter(new ShuttingDown(), 5)
       }
+      request.timing = newTiming() // Server-Timing: the budget wait and upstream time of its calls
       request.api = checkApiUrl(request.raw.url ?? '/')
       request.clientName = o.clientAuth.identify(request)
       request.account = o.clientAuth.enabled ? request.clientName : ANONYMOUS
@@ -68,7 +69,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       cacheControl: request.headers['cache-control'],
       client: request.clientName,
       account: request.account,
-      timing: request.timing,
+      timing: request.timing ?? undefined,
       signal: () => clientGone(reply), // made only when a call is needed: hits stay cheap
     }
     const hit = cache.lookup(req)
@@ -132,7 +133,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
             cls: request.method === 'OPTIONS' ? 'read' : 'write',
             signal: clientGone(reply),
             account: request.account,
-            timing: request.timing,
+            timing: request.timing ?? undefined,
           }
           return Object.assign(headers, { [kCall]: meta })
         },
