@@ -50,6 +50,16 @@ describe('Server-Timing on every answer', () => {
     expect(waits[1]).toBeGreaterThanOrEqual(500) // one window later
   })
 
+  it('a 503 QUEUE_TIMEOUT shows how long it waited for the budget', async () => {
+    s = await startStack({ env: { UPSTREAM_RATE_LIMIT: '1', UPSTREAM_RATE_WINDOW_MS: '5000', QUEUE_TIMEOUT_MS: '300' }, sim: { rateLimit: 1, rateWindowMs: 5000 } })
+    expect((await fetch(`${s.url}/api/v3/jobs/6`)).status).toBe(200)
+    const r = await fetch(`${s.url}/api/v3/jobs/7`)
+    expect(r.status).toBe(503)
+    const t = parse(r.headers.get('server-timing'))
+    expect(t.budget!.dur).toBeGreaterThanOrEqual(290)
+    expect(t.upstream).toBeUndefined() // never sent
+  })
+
   it('waiters that joined a fill see its budget wait and upstream time', async () => {
     s = await startStack({})
     s.sim.inject({ kind: 'delay', path: '/jobs/4', ms: 150 })
