@@ -266,7 +266,9 @@ export class Upstream {
     if (res.statusCode < 100 || res.statusCode > 599) {
       // not HTTP: nothing of it can be passed on (Fastify would refuse the status and answer 500)
       this.onAnswer('invalid', (performance.now() - started) / 1000)
-      ;(res.body as unknown as Readable).destroy()
+      const dropped = res.body as unknown as Readable
+      dropped.on('error', () => undefined) // undici reports the destroy as an abort
+      dropped.destroy()
       this.#noteError(o, String(res.statusCode))
       const write = !['GET', 'HEAD', 'OPTIONS'].includes(o.method)
       throw new UpstreamUnreachable(
