@@ -93,6 +93,12 @@ export class HostPolicy {
   }
 }
 
+/** the path of a request target, without its query (no allocation when there is none) */
+function pathOf(url: string): string {
+  const q = url.indexOf('?')
+  return q < 0 ? url : url.slice(0, q)
+}
+
 const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
 /** Throws HOST_NOT_ALLOWED or CROSS_SITE_REFUSED for a request this proxy must not serve. */
@@ -109,7 +115,7 @@ export function checkBrowserRequest(policy: HostPolicy, request: FastifyRequest)
   const origin = first(headers.origin)
   if (site !== 'cross-site' && (origin === undefined || policy.originAllowed(origin, host))) return
   // a link to the dashboard page from elsewhere may open it (it holds no data; its own calls are same-origin)
-  if (request.method === 'GET' && headers['sec-fetch-mode'] === 'navigate' && DASHBOARD_PAGES.has(request.routeOptions.url ?? '')) return
+  if (request.method === 'GET' && headers['sec-fetch-mode'] === 'navigate' && DASHBOARD_PAGES.has(pathOf(request.url))) return
   throw new CrossSiteRefused(
     site === 'cross-site'
       ? 'Requests from pages of another site are refused (Sec-Fetch-Site: cross-site)'
@@ -121,7 +127,7 @@ export function checkBrowserRequest(policy: HostPolicy, request: FastifyRequest)
 export function registerBrowserGuard(app: FastifyInstance, config: Readonly<Config>): HostPolicy {
   const policy = new HostPolicy(config)
   app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
-    if (OPEN_ROUTES.has(request.routeOptions.url ?? '')) return done()
+    if (OPEN_ROUTES.has(pathOf(request.url))) return done()
     try {
       checkBrowserRequest(policy, request)
     } catch (err) {
