@@ -33,16 +33,18 @@ const MAX_BASES = 8
 
 /**
  * The body with its meta.pagination.links rewritten onto `base` (e.g. http://127.0.0.1:8080 or
- * PUBLIC_URL): a link whose path starts with `upstreamPath` (the upstream base path, /api/v3)
- * becomes base + /api/v3 + the rest. Returns `body` itself when there is nothing to rewrite.
+ * PUBLIC_URL; a function is called only when the body has links): a link whose path starts with
+ * `upstreamPath` (the upstream base path, /api/v3) becomes base + /api/v3 + the rest. Returns `body`
+ * itself when there is nothing to rewrite.
  */
-export function rewritePaginationLinks(body: Buffer, base: string, upstreamPath: string): Buffer {
+export function rewritePaginationLinks(body: Buffer, baseOrFn: string | (() => string), upstreamPath: string): Buffer {
   let f = found.get(body)
   if (f === undefined) {
     f = body.indexOf('"links"') < 0 ? null : locate(body)
     found.set(body, f)
   }
   if (f === null) return body
+  const base = typeof baseOrFn === 'string' ? baseOrFn : baseOrFn()
   let links = f.byBase.get(base)
   if (links === undefined) {
     let changed = false

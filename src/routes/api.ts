@@ -100,7 +100,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       }
     }
     // pagination links onto PUBLIC_URL or the client's own URL, now: the entry keeps JobProgress's
-    return reply.code(s.status).send(rewritePaginationLinks(s.body, o.config.publicUrl ?? clientBase(request), upstreamPath))
+    return reply.code(s.status).send(rewritePaginationLinks(s.body, o.config.publicUrl ?? (() => clientBase(request)), upstreamPath))
   }
 
   app.decorateRequest('api', null as unknown as SplitUrl)
