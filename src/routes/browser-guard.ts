@@ -49,6 +49,7 @@ export class HostPolicy {
   /** non-loopback HOST and no ALLOWED_HOSTS: any Host (SPEC) */
   readonly anyHost: boolean
   readonly #known = new Map<string, boolean>()
+  readonly #knownOrigins = new Map<string, Map<string, boolean>>()
 
   constructor(config: Pick<Config, 'host' | 'allowedHosts' | 'publicUrl'>) {
     const host = hostnameOf(config.host)
@@ -80,6 +81,21 @@ export class HostPolicy {
 
   /** An Origin is allowed when it is the request's own host, or a name accepted in its own right. */
   originAllowed(origin: string, hostHeader: string | undefined): boolean {
+    let byHost = this.#knownOrigins.get(origin)
+    let ok = byHost?.get(hostHeader ?? '')
+    if (ok === undefined) {
+      ok = this.#originAllowed(origin, hostHeader)
+      if (!byHost) {
+        if (this.#knownOrigins.size >= 256) this.#knownOrigins.clear()
+        this.#knownOrigins.set(origin, (byHost = new Map()))
+      }
+      if (byHost.size >= 64) byHost.clear()
+      byHost.set(hostHeader ?? '', ok)
+    }
+    return ok
+  }
+
+  #originAllowed(origin: string, hostHeader: string | undefined): boolean {
     if (origin === 'null') return false // sandboxed frames, file: and data: pages
     let originHost: string
     try {
