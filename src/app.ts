@@ -13,6 +13,7 @@ import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics, resourceOf } from './metrics.js'
 import { registerApiRoutes } from './routes/api.js'
+import { registerBrowserGuard } from './routes/browser-guard.js'
 import { registerOpsRoutes } from './routes/ops.js'
 import { registerProxyRoutes } from './routes/proxy-admin.js'
 import { Upstream } from './upstream/client.js'
@@ -232,6 +233,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     reply.code(404).send(errorBody(404, 'NOT_FOUND', `No such route: ${request.method} ${path.slice(0, 200)}`))
   })
 
+  // Host allow-list and cross-site refusal, first on every route but the probes
+  registerBrowserGuard(app, config)
   // team features: Server-Timing on every answer, the audit of writes, who spends the budget
   registerServerTiming(app)
   registerAudit(app, config.auditLog)

@@ -11,6 +11,8 @@ const SETTINGS: Array<[string, string]> = [
   ['JOBPROGRESS_API_URL', 'upstream base URL, including /api/v3'],
   ['HOST', 'listen address'],
   ['PORT', 'listen port'],
+  ['PUBLIC_URL', 'the URL clients use to reach the proxy, without /api/v3; pagination links point there'],
+  ['ALLOWED_HOSTS', 'extra Host names accepted, comma-separated (loopback names and HOST always are)'],
   ['PROXY_API_KEYS', 'comma-separated client keys, each "key" or "name:key"; empty: no client auth'],
   ['ADMIN_KEY', 'key for DELETE /_proxy/cache; empty: admin actions disabled'],
   ['AUDIT_LOG', 'file receiving one JSON line per write (reopened on SIGHUP); empty: the main log, "audit":true'],

@@ -35,6 +35,10 @@ export interface Config {
   apiUrl: URL
   host: string
   port: number
+  /** PUBLIC_URL without a trailing slash: pagination links become <publicUrl>/api/v3/... */
+  publicUrl: string | undefined
+  /** ALLOWED_HOSTS, lower-cased: extra Host names accepted (a leading *. matches any subdomain) */
+  allowedHosts: readonly string[]
   clientKeys: readonly ClientKey[]
   adminKey: Secret | undefined
   /** AUDIT_LOG: the file of one JSON line per write; undefined: the main log, with "audit":true */
@@ -87,6 +91,32 @@ const httpUrl = z
     }
   }, 'expected an http(s) URL without query, fragment or credentials, e.g. https://api.jobprogress.com/api/v3')
 
+function isPublicUrl(v: string): boolean {
+  try {
+    const u = new URL(v)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && !u.search && !u.hash && !u.username && !u.password && !/\/api\/v3\/?$/.test(u.pathname)
+  } catch {
+    return false
+  }
+}
+
+// a DNS name (a leading *. for any subdomain), an IPv4 address, or an IPv6 address in brackets; no port
+const HOST_NAME = /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$|^\[[0-9a-f:.]+\]$/
+
+function parseAllowedHosts(raw: string | undefined): string[] {
+  if (!raw) return []
+  return raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)
+    .map((h, i) => {
+      if (!HOST_NAME.test(h)) {
+        throw new ConfigError(`ALLOWED_HOSTS: entry ${i + 1} is not a host name (expected names such as proxy or jp-proxy.internal, *.internal for any subdomain; no scheme, port or path)`)
+      }
+      return h.replace(/\.$/, '')
+    })
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 export const DEFAULTS = {
@@ -113,6 +143,8 @@ const schema = z.object({
   JOBPROGRESS_API_URL: httpUrl.default(DEFAULTS.JOBPROGRESS_API_URL),
   HOST: z.string().trim().min(1, 'expected a listen address').default(DEFAULTS.HOST),
   PORT: int(0, 65535).default(Number(DEFAULTS.PORT)),
+  PUBLIC_URL: optional.refine((v) => v === undefined || isPublicUrl(v), 'expected the http(s) URL clients use to reach the proxy, without /api/v3, query, fragment or credentials, e.g. https://jp-proxy.internal'),
+  ALLOWED_HOSTS: optional,
   PROXY_API_KEYS: optional,
   ADMIN_KEY: optional,
   AUDIT_LOG: optional,
@@ -217,6 +249,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     apiUrl,
     host: e.HOST,
     port: e.PORT,
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    allowedHosts: Object.freeze(parseAllowedHosts(e.ALLOWED_HOSTS)),
     clientKeys,
     adminKey: e.ADMIN_KEY ? new Secret(e.ADMIN_KEY) : undefined,
     auditLog: e.AUDIT_LOG,

@@ -14,6 +14,8 @@ export const QueueFull = createError('QUEUE_FULL', 'Too many calls are waiting f
 export const QueueTimeout = createError('QUEUE_TIMEOUT', 'Waited too long for the upstream budget; retry later', 503)
 export const ShuttingDown = createError('SHUTTING_DOWN', 'The proxy is shutting down', 503)
 export const NotCached = createError('NOT_CACHED', 'Cache-Control: only-if-cached, and no cached answer fits the request', 504)
+export const HostNotAllowed = createError('HOST_NOT_ALLOWED', '%s', 421)
+export const CrossSiteRefused = createError('CROSS_SITE_REFUSED', '%s', 403)
 
 /** Every code the proxy itself answers with (SPEC.md), besides the generic BAD_REQUEST/NOT_FOUND. */
 export const PROXY_ERROR_CODES: ReadonlySet<string> = new Set(

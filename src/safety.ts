@@ -16,6 +16,12 @@ const CONTROL = /[\x00-\x1f\x7f]/
 
 /** Throws BAD_REQUEST for a path that is unsafe to forward; returns its parts otherwise. */
 export function checkApiUrl(url: string): SplitUrl {
+  // The router matched /api/v3 after decoding and after dropping an absolute-form origin; the upstream
+  // path is built from the raw target, so it must start with a literal /api/v3 followed by / or ?.
+  const next = url.charCodeAt(API_PREFIX.length)
+  if (!url.startsWith(API_PREFIX) || !(Number.isNaN(next) || next === 0x2f || next === 0x3f)) {
+    throw new BadRequest('The request target must start with a literal /api/v3/ (no absolute-form target, no percent-encoded prefix)')
+  }
   const q = url.indexOf('?')
   const path = q < 0 ? url : url.slice(0, q)
   const rawQuery = q < 0 ? '' : url.slice(q)

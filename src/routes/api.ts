@@ -4,6 +4,7 @@ import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientAuth } from '../auth.js'
 import type { CacheRequest, Served } from '../cache/http-cache.js'
+import { rewritePaginationLinks } from '../cache/links.js'
 import type { Config } from '../config.js'
 import { BadRequest, ShuttingDown, withRetryAfter } from '../errors.js'
 import type { Metrics } from '../metrics.js'
@@ -30,6 +31,17 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal
 }
 
+const HOST_HEADER = /^[a-z0-9._~-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/i
+
+/** The URL the client used, without /api/v3: its scheme and (allowed) Host, else the address it reached. */
+function clientBase(request: FastifyRequest): string {
+  const host = request.headers.host
+  if (host && HOST_HEADER.test(host)) return `${request.protocol}://${host}`
+  const socket = request.raw.socket
+  const address = socket.localAddress ?? '127.0.0.1'
+  return `${request.protocol}://${address.includes(':') ? `[${address}]` : address}:${socket.localPort}`
+}
+
 function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
   if (!ifNoneMatch) return false
   if (ifNoneMatch.trim() === '*') return true
@@ -38,6 +50,7 @@ function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
 
 export async function registerApiRoutes(app: FastifyInstance, o: { config: Readonly<Config>; clientAuth: ClientAuth; metrics: Metrics }): Promise<void> {
   const { cache, upstream } = app
+  const upstreamPath = o.config.apiUrl.pathname.replace(/\/+$/, '')
 
   // Shutdown, path safety and client identity, before anything else looks at an /api/v3 request.
   const guard = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
@@ -91,7 +104,8 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
         return reply.code(304).send()
       }
     }
-    return reply.code(s.status).send(s.body)
+    // pagination links onto PUBLIC_URL or the client's own URL, now: the entry keeps JobProgress's
+    return reply.code(s.status).send(rewritePaginationLinks(s.body, o.config.publicUrl ?? (() => clientBase(request)), upstreamPath))
   }
 
   app.decorateRequest('api', null as unknown as SplitUrl)

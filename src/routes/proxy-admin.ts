@@ -98,6 +98,9 @@ export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<
 
   app.delete('/_proxy/cache', async (request) => {
     o.adminAuth.check(request)
+    // a misspelt parameter (?prefx=/jobs) must not purge everything
+    const unknown = Object.keys(request.query as object).filter((k) => k !== 'prefix')
+    if (unknown.length) throw new BadRequest(`Unknown parameter ${JSON.stringify(unknown[0]!.slice(0, 50))}: the only one is prefix (e.g. ?prefix=/jobs); nothing was purged`)
     const { prefix } = request.query as { prefix?: string }
     if (prefix !== undefined) {
       if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new BadRequest('prefix must be a path such as /jobs')

@@ -20,7 +20,7 @@ export interface SimulatorOptions {
   chaos?: { reset?: number; hang?: number; hangMs?: number }
 }
 
-export type FaultKind = 'reset' | 'reset-mid-body' | 'hang' | 'status' | 'html' | 'truncate' | 'not-json' | 'delay' | 'throttle' | 'no-store'
+export type FaultKind = 'reset' | 'reset-mid-body' | 'hang' | 'status' | 'html' | 'truncate' | 'not-json' | 'delay' | 'throttle' | 'no-store' | 'answer' | 'headers'
 
 export interface Fault {
   kind: FaultKind
@@ -31,8 +31,12 @@ export interface Fault {
   times?: number
   /** 'delay', 'hang' (optional upper bound) */
   ms?: number
-  /** 'status' */
+  /** 'status', 'answer' (any status, 600 too: written with Node's own writeHead) */
   status?: number
+  /** 'answer': the whole body; 'headers': none (the real answer gets the headers) */
+  body?: string | Buffer
+  /** 'answer' and 'headers': headers sent */
+  headers?: Record<string, string>
 }
 
 export interface CallRecord {
@@ -307,6 +311,16 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
         await sleep(chaos.hangMs ?? 60_000)
         if (reply.raw.destroyed) return reply.hijack()
       }
+    }
+    const added = takeFault(request, path, 'headers')
+    if (added?.headers) reply.headers(added.headers)
+    const answer = takeFault(request, path, 'answer')
+    if (answer) {
+      rec.status = answer.status ?? 200
+      reply.hijack()
+      reply.raw.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...reply.getHeaders(), ...answer.headers } as Record<string, string>)
+      reply.raw.end(answer.body ?? '')
+      return
     }
     for (const kind of ['reset', 'hang', 'status', 'html', 'delay'] as const) {
       const f = takeFault(request, path, kind)

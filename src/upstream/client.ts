@@ -51,8 +51,32 @@ export interface UpstreamError {
   status: string
 }
 
-const THROTTLE_500 = /Too Many Attempts\./
 const PEEK_LIMIT = 64 * 1024
+/** a 429 (or legacy throttle) pauses every call at most this many windows, whatever its Retry-After */
+export const MAX_PAUSE_WINDOWS = 2
+
+/**
+ * The legacy throttle answer of older JobProgress deployments, recognised only by its exact shape:
+ * {"error":{"status_code":500,"message":"An internal error occured.","error_details":"Too Many Attempts. in file ..."}}.
+ * A 500 that merely contains the words (a write echoing them, a debug page) is not a throttle.
+ */
+export function isLegacyThrottle(body: Buffer): boolean {
+  if (body.length === 0 || body.length > 8192) return false
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString('utf8'))
+  } catch {
+    return false
+  }
+  const error = (parsed as { error?: unknown } | null)?.error as { message?: unknown; error_details?: unknown } | undefined
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    error.message === 'An internal error occured.' &&
+    typeof error.error_details === 'string' &&
+    error.error_details.startsWith('Too Many Attempts.')
+  )
+}
 
 /** Retry-After in ms: seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
@@ -63,18 +87,37 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
 
-async function readAtMost(body: Readable, limit: number): Promise<Buffer | undefined> {
+/**
+ * Reads the start of a body, up to `limit` bytes. `complete` when that was the whole body; else `rest`
+ * is a stream of the whole body (the bytes read, then the remainder), to be passed on as it is.
+ */
+async function peek(body: Readable, limit: number): Promise<{ head: Buffer; complete: boolean; rest: Readable }> {
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length
-    if (size > limit) {
-      body.destroy()
-      return undefined
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  for (;;) {
+    const r = await it.next()
+    if (r.done) {
+      const head = Buffer.concat(chunks)
+      return { head, complete: true, rest: Readable.from(head.length ? [head] : []) }
     }
-    chunks.push(chunk as Buffer)
+    chunks.push(r.value)
+    size += r.value.length
+    if (size > limit) break
   }
-  return Buffer.concat(chunks)
+  async function* whole(): AsyncGenerator<Buffer> {
+    try {
+      yield* chunks
+      for (;;) {
+        const r = await it.next()
+        if (r.done) return
+        yield r.value
+      }
+    } finally {
+      await it.return?.() // the client left: let go of the upstream body too
+    }
+  }
+  return { head: Buffer.concat(chunks), complete: false, rest: Readable.from(whole(), { objectMode: false }) }
 }
 
 export class Upstream {
@@ -155,7 +198,9 @@ export class Upstream {
       const answer = await this.throttle.run({ client: o.client, cls, signal: o.signal, account: o.account, timing: o.timing }, () => this.#send(o))
       const throttled = await this.#throttled(answer)
       if (!throttled) return answer
-      const wait = parseRetryAfter(answer.headers['retry-after']) ?? this.#o.throttle.windowMs
+      // a pause of an hour (Retry-After: 3600) would stop every client: at most two windows
+      const window = this.#o.throttle.windowMs
+      const wait = Math.min(parseRetryAfter(answer.headers['retry-after']) ?? window, MAX_PAUSE_WINDOWS * window)
       answer.body.resume() // drain before retrying
       this.throttle.stats.throttled++
       this.onThrottled()
@@ -179,26 +224,26 @@ export class Upstream {
     await this.agent.close()
   }
 
-  /** true when the answer is the upstream's throttle; a peeked 500 body is put back. */
+  /**
+   * true when the answer is surely the upstream's throttle: a 429, or a 500 of the legacy throttle's
+   * exact shape (JobProgress did not process the call). Any other 500 is passed on whole: its body,
+   * peeked at, is put back in front of the rest of the stream, its length unchanged.
+   */
   async #throttled(answer: Answer): Promise<boolean> {
     if (answer.statusCode === 429) return true
     if (answer.statusCode !== 500) return false
-    let peeked: Buffer | undefined
+    let peeked: Awaited<ReturnType<typeof peek>>
     try {
-      peeked = await readAtMost(answer.body, PEEK_LIMIT)
+      peeked = await peek(answer.body, PEEK_LIMIT)
     } catch (err) {
       throw this.mapError(err, 'GET')
     }
-    if (peeked === undefined) {
-      answer.body = Readable.from([])
-      return false
-    }
-    if (THROTTLE_500.test(peeked.toString('utf8'))) {
+    if (peeked.complete && isLegacyThrottle(peeked.head)) {
       answer.body = Readable.from([])
       return true
     }
-    answer.body = Readable.from([peeked])
-    answer.headers['content-length'] = String(peeked.length)
+    answer.body = peeked.rest
+    if (peeked.complete) answer.headers['content-length'] = String(peeked.head.length)
     return false
   }
 
@@ -229,6 +274,18 @@ export class Upstream {
       throw mapped
     }
     if (o.timing) o.timing.upstreamMs += performance.now() - started
+    if (res.statusCode < 100 || res.statusCode > 599) {
+      // not HTTP: nothing of it can be passed on (Fastify would refuse the status and answer 500)
+      this.onAnswer('invalid', (performance.now() - started) / 1000)
+      const dropped = res.body as unknown as Readable
+      dropped.on('error', () => undefined) // undici reports the destroy as an abort
+      dropped.destroy()
+      this.#noteError(o, String(res.statusCode))
+      const write = !['GET', 'HEAD', 'OPTIONS'].includes(o.method)
+      throw new UpstreamUnreachable(
+        `JobProgress answered with an invalid HTTP status (${res.statusCode}).` + (write ? ' The write may or may not have been applied: check before retrying.' : ''),
+      )
+    }
     this.onAnswer(String(res.statusCode), (performance.now() - started) / 1000)
     if (res.statusCode >= 500 || res.statusCode === 401 || res.statusCode === 429) this.#noteError(o, String(res.statusCode))
     if (res.statusCode === 401) {

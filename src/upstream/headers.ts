@@ -44,6 +44,7 @@ export function clientResponseHeaders(upstream: HeaderMap): Record<string, strin
   for (const [name, value] of Object.entries(upstream)) {
     const n = name.toLowerCase()
     if (value === undefined || HOP_BY_HOP.has(n) || NOT_RETURNED.has(n) || listed.has(n)) continue
+    if (n.startsWith('access-control-')) continue // no CORS grant of JobProgress's reaches a browser through us
     out[n] = Array.isArray(value) ? value : String(value)
   }
   return out

@@ -34,7 +34,7 @@ describe('forwarding /api/v3/* with the server-held token', () => {
     const body = JSON.stringify({ customer_id: 1, name: 'hop' })
     const res = await rawRequest(
       s.port,
-      `POST /api/v3/jobs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n` +
+      `POST /api/v3/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n` +
         `connection: close, x-private\r\nx-private: secret\r\nx-keep: yes\r\nte: trailers\r\nproxy-authorization: Basic eA==\r\n\r\n${body}`,
     )
     expect(res.status).toBe(200)

@@ -38,7 +38,7 @@ describe('path safety: nothing that could leave /api/v3 is sent upstream', () =>
 
   it('rejects the same paths for writes', async () => {
     const before = s.sim.calls.length
-    const res = await rawRequest(s.port, 'PUT /api/v3/jobs/%2e%2e/%2e%2e/x HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}')
+    const res = await rawRequest(s.port, 'PUT /api/v3/jobs/%2e%2e/%2e%2e/x HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}')
     expect(res.status).toBe(400)
     expect(s.sim.calls.length).toBe(before)
   })

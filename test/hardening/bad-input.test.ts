@@ -16,7 +16,7 @@ describe('bad input: a clear 4xx in the SPEC shape, nothing upstream, nothing cr
 
   it('a 100 KB query string -> 431, nothing upstream', async () => {
     const before = s.sim.calls.length
-    const res = await rawRequest(s.port, `GET /api/v3/jobs?keyword=${'a'.repeat(100_000)} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`)
+    const res = await rawRequest(s.port, `GET /api/v3/jobs?keyword=${'a'.repeat(100_000)} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`)
     expect(res.status).toBe(431)
     expectError(res.body, 431, 'HEADERS_TOO_LARGE')
     expect(s.sim.calls.length).toBe(before)
@@ -24,7 +24,7 @@ describe('bad input: a clear 4xx in the SPEC shape, nothing upstream, nothing cr
 
   it('5,000 includes[] -> 431 in the array form; 2,000 in the comma form are one key, one call', async () => {
     const array = Array.from({ length: 5000 }, (_, i) => `includes[]=n${i}`).join('&')
-    const res = await rawRequest(s.port, `GET /api/v3/jobs?${array} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`)
+    const res = await rawRequest(s.port, `GET /api/v3/jobs?${array} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`)
     expect(res.status).toBe(431)
     const names = Array.from({ length: 2000 }, (_, i) => `n${i % 50}`).join(',')
     const before = s.sim.calls.length
@@ -36,17 +36,17 @@ describe('bad input: a clear 4xx in the SPEC shape, nothing upstream, nothing cr
   })
 
   it('headers over 16 KiB -> 431', async () => {
-    const res = await rawRequest(s.port, `GET /api/v3/jobs HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-big: ${'b'.repeat(20_000)}\r\n\r\n`)
+    const res = await rawRequest(s.port, `GET /api/v3/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\nx-big: ${'b'.repeat(20_000)}\r\n\r\n`)
     expect(res.status).toBe(431)
     expectError(res.body, 431, 'HEADERS_TOO_LARGE')
   })
 
   it('unknown methods: a known HTTP verb on no route -> 404, a made-up one -> 400', async () => {
     const before = s.sim.calls.length
-    const propfind = await rawRequest(s.port, 'PROPFIND /api/v3/jobs HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')
+    const propfind = await rawRequest(s.port, 'PROPFIND /api/v3/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n')
     expect(propfind.status).toBe(404)
     expectError(propfind.body, 404, 'NOT_FOUND')
-    const made = await rawRequest(s.port, 'FROBNICATE /api/v3/jobs HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')
+    const made = await rawRequest(s.port, 'FROBNICATE /api/v3/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n')
     expect(made.status).toBe(400)
     expectError(made.body, 400, 'BAD_REQUEST')
     expect(s.sim.calls.length).toBe(before)
@@ -56,7 +56,7 @@ describe('bad input: a clear 4xx in the SPEC shape, nothing upstream, nothing cr
     const before = s.sim.calls.length
     const chunk = 'x'.repeat(4000)
     const chunked = [chunk, chunk, chunk, chunk].map((c) => `${c.length.toString(16)}\r\n${c}\r\n`).join('') + '0\r\n\r\n'
-    const res = await rawRequest(s.port, `POST /api/v3/jobs HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${chunked}`)
+    const res = await rawRequest(s.port, `POST /api/v3/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${chunked}`)
     expect(res.status).toBe(413)
     expectError(res.body, 413, 'BODY_TOO_LARGE')
     expect(s.sim.calls.length).toBe(before)
@@ -91,7 +91,7 @@ describe('slow clients (slow-loris)', () => {
       const { connect } = await import('node:net')
       const started = Date.now()
       const outcome = await new Promise<string>((resolve) => {
-        const sock = connect(port, '127.0.0.1', () => sock.write('GET /api/v3/jobs HTTP/1.1\r\nhost: x\r\n'))
+        const sock = connect(port, '127.0.0.1', () => sock.write('GET /api/v3/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\n'))
         let data = ''
         sock.on('data', (d) => (data += String(d)))
         sock.on('close', () => resolve(data))
