@@ -1,17 +1,19 @@
 // Cache keys: the path under /api/v3 plus the canonical query, so that requests JobProgress answers
 // the same way share one entry, and requests it answers differently never do.
+//
+// JobProgress is Laravel: its query is parsed by PHP (parse_str rules) and includes go to Fractal.
+// Only forms PHP parses to the same value are merged; when in doubt a form keeps its own entry
+// (a lost hit costs one call, a wrong merge serves one request another's answer).
 import { BadRequest } from '../errors.js'
 
 export interface CacheKey {
-  /** the decoded path under /api/v3, e.g. /jobs/11 */
+  /** the path under /api/v3, percent-encoding normalised (only unreserved characters decoded), e.g. /jobs/11 */
   path: string
   /** path + '?' + canonical query (or the path alone) */
   key: string
-  /** the includes[] set, sorted */
+  /** the relation names asked for with includes (for eviction by includes: a superset when unsure) */
   includes: readonly string[]
 }
-
-const INCLUDES = /^includes(\[\d*\])?$/
 
 function decode(s: string, what: string): string {
   try {
@@ -21,41 +23,118 @@ function decode(s: string, what: string): string {
   }
 }
 
+const UNRESERVED = /[A-Za-z0-9\-._~]/
+
 /**
- * Canonical form of a query: parameters sorted by name (stable for repeated names), percent-encoding
- * normalised, and includes[] / includes[N] / includes=a,b merged into one sorted set.
+ * A path with its percent-encoding normalised without changing what it says: %XX of an unreserved
+ * character is decoded (RFC 3986 6.2.2.2), every other %XX kept (upper-case hex), so an encoded
+ * delimiter (%3F, %23, %26, ...) never becomes the delimiter itself.
+ */
+export function normalisePath(rawPath: string): string {
+  // malformed or non-UTF-8 encoding: 400 as before (safety.ts rejects it too)
+  for (const seg of rawPath.split('/')) decode(seg.replace(/\+/g, '%2B'), 'path')
+  return rawPath.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => {
+    const c = String.fromCharCode(parseInt(hex, 16))
+    return UNRESERVED.test(c) ? c : `%${hex.toUpperCase()}`
+  })
+}
+
+type Pair = [name: string, value: string]
+
+/** PHP's top-level variable of a parameter name: before the first '[', leading spaces dropped, ' ' and '.' as '_'. */
+function phpBase(name: string): string {
+  const b = name.indexOf('[')
+  return (b < 0 ? name : name.slice(0, b)).replace(/^ +/, '').replace(/[ .]/g, '_')
+}
+
+/** Names PHP reads in one plain way: `base` or `base[..][..]`, no stray brackets, no NUL. */
+const PLAIN_NAME = /^[^[\]\0]*(\[[^[\]\0]*\])*$/
+
+const encodePair = ([n, v]: Pair) => `${encodeURIComponent(n)}=${encodeURIComponent(v)}`
+
+/**
+ * What PHP makes of the includes parameters (in order), as Fractal will read them: the list of
+ * requested names, or undefined when the form is one we do not merge (kept as sent).
+ *  - `includes=a,b` (a string) is split on commas; `includes[]`/`includes[N]` items are taken whole
+ *  - a later plain `includes=` replaces an array, a later `includes[]` replaces a string
+ *  - `includes[N]` twice: the later value wins (PHP overwrites the index)
+ * Not merged: other index forms (`includes[01]`, `includes[x]`, nested), empty names, names with
+ * ':' (Fractal's modifiers: the first of two wins, so order matters).
+ */
+function phpIncludes(pairs: readonly Pair[]): string[] | undefined {
+  let str: string | undefined
+  let arr: Map<number, string> | undefined
+  let next = 0
+  for (const [name, value] of pairs) {
+    if (name === 'includes') {
+      str = value
+      arr = undefined
+      continue
+    }
+    const m = /^includes\[(|0|[1-9]\d{0,8})\]$/.exec(name)
+    if (!m) return undefined
+    if (!arr) {
+      arr = new Map()
+      next = 0
+      str = undefined
+    }
+    const index = m[1] === '' ? next : Number(m[1])
+    arr.set(index, value) // an overwritten index keeps its place, as in PHP
+    next = Math.max(next, index + 1)
+  }
+  const items = arr ? [...arr.values()] : str !== undefined ? str.split(',') : []
+  if (items.some((i) => i === '' || i.includes(':'))) return undefined
+  return items
+}
+
+/**
+ * Canonical form of a query. Parameters are grouped by PHP's top-level name; groups are sorted by
+ * that name (PHP never mixes two groups), and inside a group the order is kept (PHP's later value
+ * wins, arrays keep their order). The includes group becomes one sorted set `includes[]=a&...` when
+ * phpIncludes understands it. Percent-encoding is normalised (`+` and `%20` are both a space to PHP).
+ * A name PHP would mangle (stray brackets, NUL) keeps the whole query in its sent order.
  */
 export function canonicalQuery(rawQuery: string): { query: string; includes: string[] } {
   const q = rawQuery.startsWith('?') ? rawQuery.slice(1) : rawQuery
-  const pairs: Array<[string, string]> = []
-  const includes = new Set<string>()
+  const pairs: Pair[] = []
   for (const part of q.split('&')) {
     if (!part) continue
     const eq = part.indexOf('=')
-    const name = decode(eq < 0 ? part : part.slice(0, eq), 'query')
-    const value = eq < 0 ? '' : decode(part.slice(eq + 1), 'query')
-    if (INCLUDES.test(name)) {
-      for (const inc of value.split(',')) {
-        const v = inc.trim()
-        if (v) includes.add(v)
-      }
+    pairs.push([decode(eq < 0 ? part : part.slice(0, eq), 'query'), eq < 0 ? '' : decode(part.slice(eq + 1), 'query')])
+  }
+  // for eviction by includes: every name that may be asked for, whatever the form
+  const mentioned = new Set<string>()
+  for (const [n, v] of pairs) if (phpBase(n) === 'includes') for (const i of v.split(',')) mentioned.add(i.trim())
+  mentioned.delete('')
+
+  if (!pairs.every(([n]) => PLAIN_NAME.test(n))) {
+    return { query: pairs.map(encodePair).join('&'), includes: [...mentioned].sort() }
+  }
+  const groups = new Map<string, Pair[]>()
+  for (const p of pairs) {
+    const base = phpBase(p[0])
+    const g = groups.get(base)
+    if (g) g.push(p)
+    else groups.set(base, [p])
+  }
+  let includes = [...mentioned].sort()
+  const out: string[] = []
+  for (const base of [...groups.keys()].sort()) {
+    const g = groups.get(base)!
+    const set = base === 'includes' ? phpIncludes(g) : undefined
+    if (set) {
+      includes = [...new Set(set)].sort()
+      for (const i of includes) out.push(encodePair(['includes[]', i]))
     } else {
-      pairs.push([name, value])
+      for (const p of g) out.push(encodePair(p))
     }
   }
-  const sortedIncludes = [...includes].sort()
-  for (const inc of sortedIncludes) pairs.push(['includes[]', inc])
-  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-  const query = pairs.map(([n, v]) => `${encodeURIComponent(n)}=${encodeURIComponent(v)}`).join('&')
-  return { query, includes: sortedIncludes }
+  return { query: out.join('&'), includes }
 }
 
 /** rawPath: the path under /api/v3 as sent (percent-encoded); rawQuery: '' or '?...' */
 export function cacheKey(rawPath: string, rawQuery: string): CacheKey {
-  const path = rawPath
-    .split('/')
-    .map((s) => decode(s.replace(/\+/g, '%2B'), 'path'))
-    .join('/')
+  const path = normalisePath(rawPath)
   const { query, includes } = canonicalQuery(rawQuery)
   return { path, key: query ? `${path}?${query}` : path, includes }
 }

@@ -96,16 +96,33 @@ function error(reply: FastifyReply, status: number, message: string, extra: Row 
   return json(reply, status, { error: { status_code: status, message, ...extra } })
 }
 
-/** includes[]=a&includes[]=b, includes[0]=a, includes=a,b → a set. Unknown names are ignored later. */
-function includesOf(query: Record<string, unknown>): Set<string> {
-  const out = new Set<string>()
-  for (const [k, v] of Object.entries(query)) {
-    if (!/^includes(\[\d*\])?$/.test(k)) continue
-    for (const item of Array.isArray(v) ? v : [v]) {
-      for (const name of String(item).split(',')) if (name.trim()) out.add(name.trim())
+/**
+ * The includes PHP and Fractal see, from the raw query in order: `includes=a,b` is a string split on
+ * commas, `includes[]`/`includes[N]` items are whole names; a later `includes=` replaces an array, a
+ * later `includes[]` replaces a string, `includes[N]` twice keeps the later. Unknown names are ignored later.
+ */
+function includesOf(request: FastifyRequest): Set<string> {
+  let str: string | undefined
+  let arr: Map<string, string> | undefined
+  let next = 0
+  for (const [k, v] of new URLSearchParams((request.raw.url ?? '').split('?')[1] ?? '')) {
+    const m = /^includes(?:\[(\d*)\])?$/.exec(k)
+    if (!m) continue
+    if (m[1] === undefined) {
+      str = v
+      arr = undefined
+      continue
     }
+    if (!arr) {
+      arr = new Map()
+      next = 0
+    }
+    const index = m[1] === '' ? String(next) : m[1]
+    arr.set(index, v)
+    if (/^(0|[1-9]\d*)$/.test(index)) next = Math.max(next, Number(index) + 1)
   }
-  return out
+  const items = arr ? [...arr.values()] : (str ?? '').split(',')
+  return new Set(items.map((i) => i.trim()).filter(Boolean))
 }
 
 /** a=1&b[]=2&b[]=3&c[0][d]=4 -> nested object (Laravel/PHP style). */
@@ -482,7 +499,7 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
   app.get(`${API}/customers`, async (request, reply) => {
     const d = db()
     const q = request.query as Record<string, unknown>
-    const inc = includesOf(q)
+    const inc = includesOf(request)
     const term = String(q.query ?? q.keyword ?? '').toLowerCase()
     const rows = term ? d.customers.filter((c) => `${c.first_name} ${c.last_name} ${c.company_name} ${c.email}`.toLowerCase().includes(term)) : d.customers
     return paginate(request, reply, rows, (c) => presentCustomer(d, c, inc))
@@ -491,7 +508,7 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
     const d = db()
     const c = d.customers.find((x) => x.id === idParam(request))
     if (!c) return error(reply, 404, 'Customer Not Found')
-    return json(reply, 200, { data: presentCustomer(d, c, includesOf(request.query as Row)), status: 200 })
+    return json(reply, 200, { data: presentCustomer(d, c, includesOf(request)), status: 200 })
   })
   app.post(`${API}/customers`, async (request, reply) => {
     const d = db()
@@ -537,7 +554,7 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
   app.get(`${API}/jobs`, async (request, reply) => {
     const d = db()
     const q = request.query as Record<string, unknown>
-    const inc = includesOf(q)
+    const inc = includesOf(request)
     let rows = d.jobs
     const term = String(q.keyword ?? '').toLowerCase()
     if (term) rows = rows.filter((j) => `${j.name} ${j.number} ${j.description}`.toLowerCase().includes(term))
@@ -560,7 +577,7 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
     const d = db()
     const j = d.jobs.find((x) => x.id === idParam(request))
     if (!j) return error(reply, 404, 'Job Not Found')
-    return json(reply, 200, { data: presentJob(d, j, includesOf(request.query as Row)), status: 200 })
+    return json(reply, 200, { data: presentJob(d, j, includesOf(request)), status: 200 })
   })
   app.post(`${API}/jobs`, async (request, reply) => {
     const d = db()
