@@ -9,6 +9,7 @@ export const NotFound = createError('NOT_FOUND', 'No such route: %s', 404)
 export const BadRequest = createError('BAD_REQUEST', '%s', 400)
 export const BodyTooLarge = createError('BODY_TOO_LARGE', 'The request body is larger than %s bytes', 413)
 export const UpstreamUnreachable = createError('UPSTREAM_UNREACHABLE', '%s', 502)
+export const UpstreamLeakedToken = createError('UPSTREAM_LEAKED_TOKEN', 'The JobProgress answer contained the access token: it was withheld and not stored', 502)
 export const UpstreamTimeout = createError('UPSTREAM_TIMEOUT', '%s', 504)
 export const QueueFull = createError('QUEUE_FULL', 'Too many calls are waiting for the upstream budget; retry later', 503)
 export const QueueTimeout = createError('QUEUE_TIMEOUT', 'Waited too long for the upstream budget; retry later', 503)
@@ -23,6 +24,9 @@ export const PROXY_ERROR_CODES: ReadonlySet<string> = new Set(
     (E) => new E().code,
   ),
 )
+
+// (its own statement, so that codes added by other changes do not touch the same line)
+;(PROXY_ERROR_CODES as Set<string>).add(new UpstreamLeakedToken().code)
 
 export interface ErrorBody {
   error: { status_code: number; code: string; message: string }

@@ -3,11 +3,14 @@
 // this file decides what to answer.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Readable } from 'node:stream'
+import { LRUCache } from 'lru-cache'
+import { UpstreamLeakedToken } from '../errors.js'
 import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
 import { newTiming, type CallTiming } from '../upstream/accounting.js'
 import { NotCached } from '../errors.js'
 import { requestDirectives, responseNoStore, type RequestDirectives } from './directives.js'
+import { Fanout, readUpTo } from './fanout.js'
 import { cacheKey, type CacheKey } from './key.js'
 import { linkedTargets, ttlFor, type CacheRules } from './rules.js'
 import { CacheStore, makeEntry, type Entry, type EvictFilter } from './store.js'
@@ -19,7 +22,8 @@ export interface Served {
   result: CacheResult
   status: number
   headers: Readonly<Record<string, string | string[]>>
-  body: Buffer
+  /** a stream only for an answer larger than an entry may be (never held whole, never stored) */
+  body: Buffer | Readable
   /** the RFC 9211 Cache-Status value */
   cacheStatus: string
   etag?: string
@@ -83,6 +87,8 @@ interface Fetched {
   status: number
   headers: Record<string, string | string[]>
   body: Buffer
+  /** instead of body: an answer larger than an entry may be, streamed to each waiter */
+  stream?: Fanout
   entry: Entry | undefined
 }
 
@@ -112,12 +118,6 @@ interface Fill {
 // Answers JobProgress sends for the request only, never to be stored or replayed.
 const NOT_STORED = new Set(['date', 'content-length', 'age', 'etag', 'x-cache', 'cache-status'])
 
-async function readAll(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const c of body) chunks.push(c as Buffer)
-  return Buffer.concat(chunks)
-}
-
 /** JobProgress answers JSON: a 200 that is not (a maintenance page, a proxy's error) is passed on, never stored. */
 function isJson(contentType: string | string[] | undefined, body: Buffer): boolean {
   if (!/\bjson\b/i.test(String(contentType ?? ''))) return false
@@ -135,16 +135,32 @@ function isFailure(err: unknown): boolean {
   return code === 'UPSTREAM_UNREACHABLE' || code === 'UPSTREAM_TIMEOUT' || code === 'QUEUE_FULL' || code === 'QUEUE_TIMEOUT'
 }
 
+/** Bound of the URL -> key memo (bytes, estimated from string lengths). */
+export const KEY_MEMO_BYTES = 4 * 1024 * 1024
+
+function memoSize(v: { k: CacheKey }, raw: string): number {
+  // UTF-16 strings: the raw URL, the key, the path, the includes; plus the objects themselves
+  let chars = raw.length + v.k.key.length + v.k.path.length
+  for (const i of v.k.includes) chars += i.length
+  return chars * 2 + 200
+}
+
 export class HttpCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, stale: 0, bypass: 0, evicted: 0, refreshes: 0 }
   readonly store: CacheStore
   readonly #o: HttpCacheOptions
   readonly #inflight = new Map<string, Fill>()
-  readonly #keys = new Map<string, { k: CacheKey; ttlMs: number }>()
+  /** raw URL -> key and TTL, bounded by bytes: a long unique URL must not pin 30 KB for ever */
+  readonly #keys = new LRUCache<string, { k: CacheKey; ttlMs: number }>({ maxSize: KEY_MEMO_BYTES, sizeCalculation: memoSize })
 
   constructor(o: HttpCacheOptions) {
     this.#o = o
     this.store = o.store
+  }
+
+  /** bytes held by the URL -> key memo (estimated), at most KEY_MEMO_BYTES */
+  get keyMemoBytes(): number {
+    return this.#keys.calculatedSize
   }
 
   get inflight(): number {
@@ -203,7 +219,7 @@ export class HttpCache {
       if (dir.onlyIfCached) throw new NotCached()
       this.stats.bypass++
       const f = await this.#fetch({ k, req, cls: 'read', signal: req.signal(), ttlMs: undefined, timing: req.timing })
-      return { ...f, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
+      return { status: f.status, headers: f.headers, body: f.stream?.open() ?? f.body, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
     }
     let entry = this.store.get(k.key)
     if (!entry && !dir.noCache && this.#o.shared?.up()) {
@@ -232,13 +248,20 @@ export class HttpCache {
     }
     this.#copyTiming(fill, req)
     if (entry && fetched.status >= 500) return this.#staleIfError(entry, fetched.status)
+    let body: Buffer | Readable = fetched.body
+    if (fetched.stream) {
+      const stream = fetched.stream.open()
+      // joined too late to share the stream (its rest already flows): an own call, uncoalesced
+      if (!stream) return this.get({ ...req, cacheControl: 'no-store' })
+      body = stream
+    }
     // an entry was there, but the client's directives (no-cache, max-age, min-fresh, max-stale) refused it
     const fwd = dir.noCache || entry ? 'request' : 'miss'
     return {
       result: 'MISS',
       status: fetched.status,
       headers: fetched.headers,
-      body: fetched.body,
+      body,
       etag: fetched.entry?.etag,
       cacheStatus: `${NAME}; fwd=${fwd}; fwd-status=${fetched.status}${fetched.entry ? '; stored' : ''}`,
     }
@@ -305,7 +328,6 @@ export class HttpCache {
     if (!known) {
       const k = cacheKey(rawPath, rawQuery)
       known = { k, ttlMs: ttlFor(this.#o.rules, k.path, this.#o.ttlSeconds) * 1000 }
-      if (this.#keys.size >= 10_000) this.#keys.clear()
       this.#keys.set(raw, known)
     }
     return known
@@ -372,11 +394,17 @@ export class HttpCache {
         }
       }
     }
+    let f: Fetched
     try {
-      return await this.#call(job, shared)
+      f = await this.#call(job, shared)
     } finally {
       if (locked) await shared!.filled(k.key)
     }
+    // a streamed answer flows once every waiter of the fill had its turn to open it (they all
+    // resume in this tick's microtasks; nobody opened it: dropped)
+    const stream = f.stream
+    if (stream) setImmediate(() => stream.start())
+    return f
   }
 
   async #call(job: FetchJob, shared: SharedCache | undefined): Promise<Fetched> {
@@ -393,14 +421,25 @@ export class HttpCache {
       cls,
       signal,
     })
-    let body: Buffer
+    // read at most what an entry may hold: a larger answer is streamed through, never held whole
+    let read: Awaited<ReturnType<typeof readUpTo>>
     try {
-      body = await readAll(answer.body)
+      read = await readUpTo(answer.body, this.#o.maxEntryBytes)
     } catch (err) {
       throw this.#o.upstream.mapError(err, 'GET')
     }
+    if (answer.leak.found) {
+      // the answer reflected the token: nobody sees it, nothing is stored (SPEC: 502 for cached paths)
+      answer.body.destroy()
+      throw new UpstreamLeakedToken()
+    }
     const headers = clientResponseHeaders(answer.headers)
     for (const h of NOT_STORED) delete headers[h]
+    if (!read.done) {
+      // (the token in the part still to come is masked as it streams: upstream/leak.ts)
+      return { status: answer.statusCode, headers, body: Buffer.alloc(0), stream: new Fanout(read.chunks, answer.body), entry: undefined }
+    }
+    const body = Buffer.concat(read.chunks, read.size)
     let entry: Entry | undefined
     if (
       ttlMs &&

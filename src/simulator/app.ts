@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { makeData, timestamp, type Row, type SimData } from './data.js'
+import { registerDebugRoutes, type DebugControl } from './debug.js'
 
 export type ThrottleMode = 'retry-after' | 'bare' | 'legacy500'
 
@@ -76,6 +77,8 @@ export interface Simulator {
   data: SimData
   options: Required<Omit<SimulatorOptions, 'seed' | 'logger' | 'chaos'>>
   inject(fault: Fault): void
+  /** the test-only /_debug/ routes (debug.ts) */
+  debug: DebugControl
   clearFaults(): void
   /** another program of the same company spends `n` calls of the current window */
   spend(n: number): void
@@ -170,8 +173,10 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     return chaosState / 2147483648
   }
 
+  let debugControl: DebugControl | undefined
   const sim: Simulator = {
     app,
+    debug: { release: () => debugControl?.release() },
     url: '',
     calls: [],
     throttled: 0,
@@ -402,6 +407,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   }
 
   registerRoutes(app, () => data)
+  debugControl = registerDebugRoutes(app)
   app.setNotFoundHandler((_req, reply) => json(reply, 404, { message: 'Not found' }))
   app.setErrorHandler((err, _req, reply) => {
     const status = (err as { statusCode?: number }).statusCode ?? 500

@@ -9,6 +9,7 @@ import { Throttle, type CallClass, type ThrottleOptions } from './throttle.js'
 import { upstreamRequestHeaders, type HeaderMap } from './headers.js'
 import { daysLeft, EXPIRY_WARNING_DAYS, jwtExpiry } from './token.js'
 import type { CallTiming } from './accounting.js'
+import { guardAnswer, type LeakWatch } from './leak.js'
 
 export interface CallOptions {
   method: string
@@ -30,7 +31,10 @@ export interface CallOptions {
 export interface Answer {
   statusCode: number
   headers: Record<string, string | string[] | undefined>
+  /** the token's bytes masked (see leak.ts) */
   body: Readable
+  /** found: the answer reflected the token (headers at once, the body as it is read) */
+  leak: LeakWatch
 }
 
 export interface UpstreamOptions {
@@ -253,7 +257,9 @@ export class Upstream {
     this.onCall(o)
     if (o.timing) o.timing.calls++
     const headers = upstreamRequestHeaders(o.headers)
-    headers.authorization = `Bearer ${this.#token.reveal()}`
+    const token = this.#token.reveal()
+    headers.authorization = `Bearer ${token}`
+    headers['accept-encoding'] = 'identity' // an answer we can look into for the token (leak.ts)
     if (o.body) headers['content-length'] = String(o.body.length)
     let res: Dispatcher.ResponseData
     try {
@@ -305,10 +311,14 @@ export class Upstream {
     if (res.statusCode !== 429 && res.headers['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
       void this.throttle.observeRemaining(remaining, seq)
     }
-    const body = res.body as unknown as Readable
-    const answer: Answer = { statusCode: res.statusCode, headers: { ...res.headers }, body }
+    const raw = res.body as unknown as Readable
+    const leak: LeakWatch = { found: false }
+    const guarded = guardAnswer({ ...res.headers }, raw, token, leak, () =>
+      this.#o.log.warn({ method: o.method, path: o.path.slice(0, 200), status: res.statusCode }, 'an upstream answer contained the JobProgress token: masked, never stored'),
+    )
+    const answer: Answer = { statusCode: res.statusCode, headers: guarded.headers, body: guarded.body, leak }
     // the call holds its concurrency slot until its body has been read or dropped
-    const finished = new Promise((resolve) => body.once('close', resolve))
+    const finished = new Promise((resolve) => raw.once('close', resolve))
     return { value: answer, finished }
   }
 

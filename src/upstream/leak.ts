@@ -1,0 +1,115 @@
+// The token must never reach a client: an upstream answer that reflects the request's headers (a
+// debug page, an error page) would show it. Every answer's headers and body pass through here: the
+// token's bytes are masked (same length, so a Content-Length stays true) and the answer is marked,
+// so that the cache can refuse it (502 UPSTREAM_LEAKED_TOKEN, never stored).
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+
+/** Shorter secrets are not looked for: masking every 't' of every answer would only break them. */
+export const MIN_WATCHED_LENGTH = 8
+
+/** Set once the answer (headers or body) was seen to contain the token. */
+export interface LeakWatch {
+  found: boolean
+}
+
+const MASK = 0x2a // '*'
+
+/** Masks every occurrence of `secret` in a byte stream, including one split across chunks. */
+export class MaskSecret extends Transform {
+  readonly #secret: Buffer
+  #carry: Buffer = Buffer.alloc(0)
+  readonly #onFound: () => void
+
+  constructor(secret: Buffer, onFound: () => void) {
+    super()
+    this.#secret = secret
+    this.#onFound = onFound
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const s = this.#secret
+    let buf = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk
+    let i = buf.indexOf(s)
+    if (i >= 0) {
+      if (buf === chunk) buf = Buffer.from(chunk) // never write into a buffer we do not own
+      while (i >= 0) {
+        buf.fill(MASK, i, i + s.length)
+        i = buf.indexOf(s, i + s.length)
+      }
+      this.#onFound()
+    }
+    // the last length-1 bytes may start an occurrence that the next chunk completes: hold them back
+    const keep = Math.min(s.length - 1, buf.length)
+    this.#carry = Buffer.from(buf.subarray(buf.length - keep))
+    if (buf.length > keep) this.push(buf.subarray(0, buf.length - keep))
+    cb()
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.#carry.length) this.push(this.#carry)
+    this.#carry = Buffer.alloc(0)
+    cb()
+  }
+}
+
+function decoderFor(encoding: string): Transform | undefined {
+  if (encoding === 'gzip' || encoding === 'x-gzip') return createGunzip()
+  if (encoding === 'deflate') return createInflate()
+  if (encoding === 'br') return createBrotliDecompress()
+  return undefined
+}
+
+/**
+ * The answer as a client may see it: headers and body with the token masked, `watch.found` set when
+ * it was there (`onFound` called once). A compressed body (we ask for identity, but an upstream may
+ * not listen) is decompressed first so that it can be looked into; its Content-Encoding and
+ * Content-Length go. An encoding we cannot read is refused: the body is replaced by an error.
+ */
+export function guardAnswer(
+  headers: Record<string, string | string[] | undefined>,
+  body: Readable,
+  secret: string,
+  watch: LeakWatch,
+  onFound: () => void,
+): { headers: Record<string, string | string[] | undefined>; body: Readable } {
+  if (secret.length < MIN_WATCHED_LENGTH) return { headers, body }
+  let told = false
+  const found = () => {
+    watch.found = true
+    if (!told) {
+      told = true
+      onFound()
+    }
+  }
+  const out: Record<string, string | string[] | undefined> = {}
+  const mask = (v: string) => {
+    if (!v.includes(secret)) return v
+    found()
+    return v.split(secret).join('*'.repeat(secret.length))
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    out[name] = value === undefined ? undefined : Array.isArray(value) ? value.map(mask) : mask(String(value))
+  }
+  const stages: Array<Readable | Transform> = [body]
+  const encoding = String(out['content-encoding'] ?? '').trim().toLowerCase()
+  if (encoding && encoding !== 'identity') {
+    const decoder = decoderFor(encoding)
+    delete out['content-encoding']
+    delete out['content-length']
+    if (decoder) stages.push(decoder)
+    else {
+      // an encoding we cannot look into: nothing of it reaches a client
+      const refuse = new Transform({
+        transform(_c, _e, cb) {
+          cb(new Error(`upstream answer in an unreadable content-encoding (${encoding})`))
+        },
+      })
+      stages.push(refuse)
+    }
+  }
+  const masker = new MaskSecret(Buffer.from(secret), found)
+  stages.push(masker)
+  pipeline(stages as unknown as [Readable, Transform], () => undefined)
+  return { headers: out, body: masker }
+}
