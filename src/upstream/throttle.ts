@@ -165,7 +165,7 @@ export class Throttle {
   run<T>(opts: { client: string; cls: CallClass; signal?: AbortSignal; account?: string; timing?: CallTiming }, fn: () => Promise<JobResult<T>>): Promise<T> {
     if (this.#closed) return Promise.reject(withRetryAfter(new ShuttingDown(), 5))
     if (opts.signal?.aborted) return Promise.reject(new AbortedError('the caller left'))
-    if (this.depth >= this.#o.queueMax && opts.cls !== 'retry') {
+    if (this.depth >= this.#o.queueMax && opts.cls !== 'retry' && !this.#makeRoom(opts.client)) {
       this.stats.queueFull++
       return Promise.reject(withRetryAfter(new QueueFull(), this.retryAfterSeconds()))
     }
@@ -280,6 +280,49 @@ export class Throttle {
       await b.limiter.disconnect(false)
     }
     this.clients.close()
+  }
+
+  /** Calls of `client` waiting in the queue (not yet handed to the limiter). */
+  #queuedOf(client: string): number {
+    let n = 0
+    for (const perClient of this.#queues.values()) n += perClient.get(client)?.length ?? 0
+    return n
+  }
+
+  /**
+   * The queue is full: one client must not keep the others out. When another client holds at least
+   * two waiting calls more than `client`, its newest waiting call (the least urgent class first)
+   * leaves the queue with QUEUE_FULL, and `client` takes the place. So a lone client may fill the
+   * queue, but under contention each client's share shrinks towards QUEUE_MAX / clients, and a
+   * newcomer is always queued.
+   */
+  #makeRoom(client: string): boolean {
+    const mine = this.#queuedOf(client)
+    let victim: string | undefined
+    let most = mine + 1
+    const counted = new Set<string>()
+    for (const perClient of this.#queues.values()) {
+      for (const other of perClient.keys()) {
+        if (other === client || counted.has(other)) continue
+        counted.add(other)
+        const n = this.#queuedOf(other)
+        if (n > most) {
+          most = n
+          victim = other
+        }
+      }
+    }
+    if (victim === undefined) return false
+    for (const cls of [...CLASSES].reverse()) {
+      if (cls === 'retry') continue
+      const list = this.#queues.get(cls)!.get(victim)
+      const w = list?.[list.length - 1]
+      if (!w) continue
+      this.stats.queueFull++
+      this.#abandon(w, withRetryAfter(new QueueFull(), this.retryAfterSeconds()))
+      return true
+    }
+    return false
   }
 
   #abandon(w: Waiter, err: unknown): void {
