@@ -3,6 +3,7 @@
 import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientAuth } from '../auth.js'
+import { BodyBudget, HELD_BODIES } from '../body-budget.js'
 import type { CacheRequest, Served } from '../cache/http-cache.js'
 import { rewritePaginationLinks } from '../cache/links.js'
 import type { Config } from '../config.js'
@@ -124,6 +125,8 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       replies.set(request, reply)
       done()
     })
+    // the bytes of bodies held at once are bounded (src/body-budget.ts): 503 QUEUE_FULL past it
+    scope.addHook('preParsing', new BodyBudget(HELD_BODIES * o.config.bodyLimitBytes).hook(() => upstream.throttle.retryAfterSeconds()))
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.config.bodyLimitBytes }, (_req, body, done) => {
       done(null, new BufferedBody(body as Buffer))

@@ -51,7 +51,7 @@ export function registerDebugRoutes(app: FastifyInstance): DebugControl {
     const write = (b: Buffer | string) => (res.write(b) ? Promise.resolve() : new Promise<void>((r) => res.once('drain', () => r())))
     const pause = () => new Promise((r) => setTimeout(r, 5))
     await write('{"data":"')
-    let left = bytes - 12
+    let left = bytes - 11
     const half = Math.floor(left / 2)
     let heldDone = false
     while (left > 0 && !res.destroyed) {
