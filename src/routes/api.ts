@@ -106,6 +106,8 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       }
     }
     // pagination links onto PUBLIC_URL or the client's own URL, now: the entry keeps JobProgress's
+    // (an answer too large for an entry streams through as it is)
+    if (!Buffer.isBuffer(s.body)) return reply.code(s.status).send(s.body)
     return reply.code(s.status).send(rewritePaginationLinks(s.body, o.config.publicUrl ?? (() => clientBase(request)), upstreamPath))
   }
 
