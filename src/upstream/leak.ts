@@ -15,32 +15,44 @@ export interface LeakWatch {
 
 const MASK = 0x2a // '*'
 
-/** Masks every occurrence of `secret` in a byte stream, including one split across chunks. */
+/**
+ * The forms in which an answer may reflect the token: as is, JSON-escaped the PHP way (`/` as `\/`,
+ * json_encode's default) and percent-encoded. A JWT has none of those characters; an opaque token may.
+ */
+export function secretForms(secret: string): Buffer[] {
+  return [...new Set([secret, secret.replaceAll('/', '\\/'), encodeURIComponent(secret)])].map((f) => Buffer.from(f))
+}
+
+/** Masks every occurrence of each secret form in a byte stream, including one split across chunks. */
 export class MaskSecret extends Transform {
-  readonly #secret: Buffer
+  readonly #secrets: Buffer[]
+  readonly #longest: number
   #carry: Buffer = Buffer.alloc(0)
   readonly #onFound: () => void
 
-  constructor(secret: Buffer, onFound: () => void) {
+  constructor(secret: Buffer | Buffer[], onFound: () => void) {
     super()
-    this.#secret = secret
+    this.#secrets = Array.isArray(secret) ? secret : [secret]
+    this.#longest = Math.max(...this.#secrets.map((b) => b.length))
     this.#onFound = onFound
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const s = this.#secret
     let buf = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk
-    let i = buf.indexOf(s)
-    if (i >= 0) {
+    let found = false
+    for (const s of this.#secrets) {
+      let i = buf.indexOf(s)
+      if (i < 0) continue
       if (buf === chunk) buf = Buffer.from(chunk) // never write into a buffer we do not own
       while (i >= 0) {
         buf.fill(MASK, i, i + s.length)
         i = buf.indexOf(s, i + s.length)
       }
-      this.#onFound()
+      found = true
     }
+    if (found) this.#onFound()
     // the last length-1 bytes may start an occurrence that the next chunk completes: hold them back
-    const keep = Math.min(s.length - 1, buf.length)
+    const keep = Math.min(this.#longest - 1, buf.length)
     this.#carry = Buffer.from(buf.subarray(buf.length - keep))
     if (buf.length > keep) this.push(buf.subarray(0, buf.length - keep))
     cb()
@@ -83,10 +95,15 @@ export function guardAnswer(
     }
   }
   const out: Record<string, string | string[] | undefined> = {}
+  const forms = secretForms(secret)
   const mask = (v: string) => {
-    if (!v.includes(secret)) return v
-    found()
-    return v.split(secret).join('*'.repeat(secret.length))
+    let out = v
+    for (const f of forms.map(String)) {
+      if (!out.includes(f)) continue
+      found()
+      out = out.split(f).join('*'.repeat(f.length))
+    }
+    return out
   }
   for (const [name, value] of Object.entries(headers)) {
     out[name] = value === undefined ? undefined : Array.isArray(value) ? value.map(mask) : mask(String(value))
@@ -108,7 +125,7 @@ export function guardAnswer(
       stages.push(refuse)
     }
   }
-  const masker = new MaskSecret(Buffer.from(secret), found)
+  const masker = new MaskSecret(forms, found)
   stages.push(masker)
   pipeline(stages as unknown as [Readable, Transform], () => undefined)
   return { headers: out, body: masker }

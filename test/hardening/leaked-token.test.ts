@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_TOKEN, startStack, until, type Stack } from '../helpers.js'
 import { hasRedis, startRedis, type RedisServer } from '../distributed/fixtures.js'
-import { MaskSecret } from '../../src/upstream/leak.js'
+import { MaskSecret, secretForms } from '../../src/upstream/leak.js'
 import { Readable } from 'node:stream'
 
 const MASKED = '*'.repeat(DEMO_TOKEN.length)
@@ -93,6 +93,18 @@ describe('the token in an upstream answer', () => {
       expect(masked).toBe(text.split(secret.toString()).join('*'.repeat(secret.length)))
       expect(found).toBeGreaterThan(0)
     }
+  })
+
+  it('an opaque token is also found JSON-escaped the PHP way and percent-encoded', async () => {
+    const token = 'ab/cd+ef==opaque-token'
+    const text = `{"h":"Bearer ab\\/cd+ef==opaque-token","q":"t=ab%2Fcd%2Bef%3D%3Dopaque-token"}`
+    let found = 0
+    const out: Buffer[] = []
+    for await (const c of Readable.from([Buffer.from(text)]).pipe(new MaskSecret(secretForms(token), () => found++))) out.push(c as Buffer)
+    const masked = Buffer.concat(out).toString()
+    expect(found).toBe(1)
+    expect(masked).not.toContain('opaque-token')
+    expect(masked.length).toBe(text.length)
   })
 })
 
