@@ -50,6 +50,16 @@ function phpBase(name: string): string {
 /** Names PHP reads in one plain way: `base` or `base[..][..]`, no stray brackets, no NUL. */
 const PLAIN_NAME = /^[^[\]\0]*(\[[^[\]\0]*\])*$/
 
+/** An include and, for `a.b` (Fractal also includes the parent), `a` too; modifiers (`:x`) dropped. */
+function addNames(into: Set<string>, item: string): void {
+  const name = item.split(':', 1)[0]!
+  const parts = name.split('.')
+  for (let i = 1; i <= parts.length; i++) {
+    const n = parts.slice(0, i).join('.')
+    if (n) into.add(n)
+  }
+}
+
 const encodePair = ([n, v]: Pair) => `${encodeURIComponent(n)}=${encodeURIComponent(v)}`
 
 /**
@@ -104,8 +114,7 @@ export function canonicalQuery(rawQuery: string): { query: string; includes: str
   }
   // for eviction by includes: every name that may be asked for, whatever the form
   const mentioned = new Set<string>()
-  for (const [n, v] of pairs) if (phpBase(n) === 'includes') for (const i of v.split(',')) mentioned.add(i.trim())
-  mentioned.delete('')
+  for (const [n, v] of pairs) if (phpBase(n) === 'includes') for (const i of v.split(',')) addNames(mentioned, i.trim())
 
   if (!pairs.every(([n]) => PLAIN_NAME.test(n))) {
     return { query: pairs.map(encodePair).join('&'), includes: [...mentioned].sort() }
@@ -123,8 +132,11 @@ export function canonicalQuery(rawQuery: string): { query: string; includes: str
     const g = groups.get(base)!
     const set = base === 'includes' ? phpIncludes(g) : undefined
     if (set) {
-      includes = [...new Set(set)].sort()
-      for (const i of includes) out.push(encodePair(['includes[]', i]))
+      const items = [...new Set(set)].sort()
+      for (const i of items) out.push(encodePair(['includes[]', i]))
+      const names = new Set<string>()
+      for (const i of items) addNames(names, i)
+      includes = [...names].sort()
     } else {
       for (const p of g) out.push(encodePair(p))
     }

@@ -131,6 +131,8 @@ describe('cache keys follow PHP/Laravel query parsing', () => {
     expect(cacheKey('/jobs', '?includes[0]=a&includes[0]=b').includes).toEqual(['b'])
     expect(cacheKey('/jobs', '?includes=a,b').includes).toEqual(['a', 'b'])
     expect(cacheKey('/jobs', '?includes[]=a&includes[x]=b').includes).toEqual(['a', 'b'])
+    // Fractal includes the parent of a nested include: an eviction by `customer` must reach it
+    expect(cacheKey('/jobs', '?includes[]=customer.address').includes).toEqual(['customer', 'customer.address'])
   })
 
   describe('end to end', () => {
