@@ -9,4 +9,9 @@ const app = Fastify({ logger: false })
 app.get('/*', async (_req, reply) => reply.headers(headers).send(body))
 const address = await app.listen({ host: '127.0.0.1', port: 0 })
 process.stdout.write(`${address}\n`)
-process.once('SIGTERM', () => app.close().then(() => process.exit(0)))
+process.once('SIGTERM', () => {
+  app.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  )
+})

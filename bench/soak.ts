@@ -59,9 +59,13 @@ async function client(key: string): Promise<void> {
         })
         const body = (await r.json()) as { error?: { code: string } }
         count(`PUT ${r.status}${body.error ? ' ' + body.error.code : ''}`)
-        if (r.status === 200) (writes.ok++, writes.okMarkers.push(m))
-        else if (r.status === 502 || r.status === 504) (writes.unknown++, writes.unknownMarkers.push(m))
-        else writes.other++
+        if (r.status === 200) {
+          writes.ok++
+          writes.okMarkers.push(m)
+        } else if (r.status === 502 || r.status === 504) {
+          writes.unknown++
+          writes.unknownMarkers.push(m)
+        } else writes.other++
       } else {
         const path = roll < 0.5 ? `/jobs/${zipfId()}` : roll < 0.8 ? `/jobs?limit=10&page=${1 + (zipfId() % 5)}` : `/customers/${1 + (zipfId() % 57)}?includes[]=address`
         const r = await fetch(`${proxy.url}/api/v3${path}`, { headers: roll < 0.1 ? { ...headers, 'cache-control': 'no-cache' } : headers, signal: AbortSignal.timeout(10_000), dispatcher: clients })

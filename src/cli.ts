@@ -79,4 +79,7 @@ for (let i = 0; i < args.length; i++) {
   }
   env[name] = value
 }
-void main(env)
+main(env).catch((err: unknown) => {
+  process.stderr.write(`jobprogress-proxy: ${(err as Error)?.stack ?? String(err)}\n`)
+  process.exit(1)
+})

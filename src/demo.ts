@@ -41,5 +41,8 @@ const stop = async () => {
   await sim.close()
   process.exit(0)
 }
-process.on('SIGINT', () => void stop())
-process.on('SIGTERM', () => void stop())
+const onSignal = () => {
+  stop().catch(() => process.exit(1))
+}
+process.on('SIGINT', onSignal)
+process.on('SIGTERM', onSignal)

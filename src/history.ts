@@ -32,8 +32,12 @@ export class History {
   }
 
   start(): void {
-    void this.sample()
-    this.#timer = setInterval(() => void this.sample(), this.intervalMs)
+    // a sample that fails (Redis away while reading the budget) is skipped, never an unhandled rejection
+    const tick = () => {
+      this.sample().catch(() => undefined)
+    }
+    tick()
+    this.#timer = setInterval(tick, this.intervalMs)
     this.#timer.unref()
   }
 

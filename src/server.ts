@@ -58,5 +58,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
 // Run when executed directly (node dist/server.js), not when imported by the CLI or tests.
 const entry = process.argv[1] ? pathToFileURL(realpathSync(process.argv[1])).href : ''
 if (import.meta.url === entry) {
-  void main()
+  main().catch((err: unknown) => {
+    process.stderr.write(`jobprogress-proxy: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exit(1)
+  })
 }

@@ -12,6 +12,11 @@ const sim = createSimulator({
 const url = await sim.listen(Number(env.SIM_PORT ?? 8081), env.SIM_HOST ?? '127.0.0.1')
 process.stdout.write(`JobProgress simulator on ${url}\n`)
 if (!env.SIM_TOKEN) process.stdout.write(`accepted token: ${DEMO_TOKEN}\n`)
-const stop = () => void sim.close().then(() => process.exit(0))
+const stop = () => {
+  sim.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  )
+}
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 
 interface RedisDatastoreProto {
-  runScript(name: string, args: unknown[]): Promise<unknown>
+  runScript: (this: RedisDatastoreProto, name: string, args: unknown[]) => Promise<unknown>
   prepareInitSettings(clear: boolean): unknown[]
   instance: { queued(): number }
 }

@@ -208,7 +208,7 @@ export class Upstream {
       answer.body.resume() // drain before retrying
       this.throttle.stats.throttled++
       this.onThrottled()
-      void this.throttle.pause(wait)
+      this.throttle.pause(wait).catch((err: unknown) => this.#o.log.error({ err }, 'rate limiter pause failed'))
       const now = Date.now()
       this.#o.log.info(
         { status: answer.statusCode, pauseMs: wait, retryAfter: answer.headers['retry-after'] ?? null, path: o.path },
@@ -309,7 +309,7 @@ export class Upstream {
     // (a 429's "Remaining: 0" is handled by the pause, which knows Retry-After)
     const remaining = Number(res.headers['x-ratelimit-remaining'])
     if (res.statusCode !== 429 && res.headers['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
-      void this.throttle.observeRemaining(remaining, seq)
+      this.throttle.observeRemaining(remaining, seq).catch((err: unknown) => this.#o.log.error({ err }, 'rate limiter correction failed'))
     }
     const raw = res.body as unknown as Readable
     const leak: LeakWatch = { found: false }

@@ -87,7 +87,9 @@ export class RedisSlots implements SlotStore {
   ) {
     this.#returnsKey = `${prefix}:returns`
     this.#pauseKey = `${prefix}:paused_until`
-    this.#timer = setInterval(() => void this.#sweep(), sweepMs)
+    this.#timer = setInterval(() => {
+      this.#sweep().catch(this.onError)
+    }, sweepMs)
     this.#timer.unref()
   }
 
