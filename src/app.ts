@@ -1,11 +1,11 @@
 // buildApp(config) -> a Fastify instance with every piece registered. It never listens.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Agent } from 'undici'
 import { AdminAuth, ClientAuth } from './auth.js'
-import { HttpCache } from './cache/http-cache.js'
+import { HttpCache, type CacheResult } from './cache/http-cache.js'
 import { CacheStore } from './cache/store.js'
 import type { Config, Secret } from './config.js'
-import { errorBody, PROXY_ERROR_CODES } from './errors.js'
+import { errorOptions, registerErrorHandlers } from './error-handler.js'
 import { once } from 'node:events'
 import { History } from './history.js'
 import { Distributed } from './redis/distributed.js'
@@ -64,7 +64,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** the client's name for logs, fairness and metrics: its key's name, or its address */
     clientName: string
-    cacheResult?: string
+    /** how the cache answered (X-Cache), or ABORTED when the client left first; unset for writes */
+    cacheResult?: CacheResult | 'ABORTED'
   }
   interface FastifyInstance {
     upstream: Upstream
@@ -88,29 +89,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     connectionTimeout: 0,
     http: { headersTimeout: timeouts.headersMs, requestTimeout: timeouts.requestMs, connectionsCheckingInterval: timeouts.checkMs, maxHeaderSize: 16 * 1024 },
     routerOptions: { maxParamLength: 8192 },
-    // the router's own complaints (a malformed URL, a bad header) in the SPEC shape
-    frameworkErrors(error, _request, reply) {
-      const status = (error as { statusCode?: number }).statusCode ?? 400
-      const message = error.code === 'FST_ERR_BAD_URL' ? 'Malformed percent-encoding in the URL' : error.message
-      ;(reply as FastifyReply).code(status).send(errorBody(status, status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', message))
-    },
-    clientErrorHandler(err, socket) {
-      const e = err as NodeJS.ErrnoException & { code?: string }
-      if (e.code === 'ECONNRESET' || !socket.writable) {
-        socket.destroy()
-        return
-      }
-      const tooLarge = e.code === 'HPE_HEADER_OVERFLOW'
-      const timeout = e.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      const status = tooLarge ? 431 : timeout ? 408 : 400
-      const code = tooLarge ? 'HEADERS_TOO_LARGE' : timeout ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST'
-      const message = tooLarge ? 'Request headers are too large' : timeout ? 'The request took too long to arrive' : 'Malformed HTTP request'
-      const body = JSON.stringify(errorBody(status, code, message))
-      socket.end(
-        `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : timeout ? 'Request Timeout' : 'Bad Request'}\r\n` +
-          `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      )
-    },
+    // errors raised before any route runs (a malformed URL, malformed HTTP), in the proxy's envelope
+    ...errorOptions(),
   })
 
   // distributed mode: wait a moment for Redis, start degraded (local budget share) if it is not there
@@ -200,38 +180,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     done()
   })
 
-  app.setErrorHandler((err: FastifyError & { retryAfter?: number }, request: FastifyRequest, reply: FastifyReply) => {
-    if (err.code === 'ABORTED' || err.name === 'AbortError') {
-      // the client left: nobody reads an answer, and its connection must not linger
-      request.cacheResult = 'ABORTED'
-      reply.hijack()
-      request.raw.socket?.destroy()
-      return
-    }
-    let status = err.statusCode ?? 500
-    let code = err.code
-    let message = err.message
-    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      status = 413
-      code = 'BODY_TOO_LARGE'
-      message = `The request body is larger than ${config.bodyLimitBytes} bytes`
-    } else if (status >= 500 && !PROXY_ERROR_CODES.has(code)) {
-      request.log.error({ err }, 'unexpected error')
-      status = 500
-      code = 'INTERNAL_ERROR'
-      message = 'The proxy failed to handle this request'
-    } else if (!code || code.startsWith('FST_') || code.startsWith('ERR_')) {
-      code = status === 404 ? 'NOT_FOUND' : status === 413 ? 'BODY_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST'
-    }
-    if (status >= 500) request.log.warn({ code, status, path: request.url.split('?', 1)[0] }, message)
-    if (err.retryAfter) reply.header('retry-after', String(err.retryAfter))
-    return reply.code(status).type('application/json; charset=utf-8').send(errorBody(status, code!, message))
-  })
-
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?', 1)[0]
-    reply.code(404).send(errorBody(404, 'NOT_FOUND', `No such route: ${request.method} ${path.slice(0, 200)}`))
-  })
+  registerErrorHandlers(app, { bodyLimitBytes: config.bodyLimitBytes })
 
   // Host allow-list and cross-site refusal, first on every route but the probes
   registerBrowserGuard(app, config)

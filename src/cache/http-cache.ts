@@ -4,11 +4,10 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Readable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
-import { UpstreamLeakedToken } from '../errors.js'
+import { NotCached, QueueFull, QueueTimeout, UpstreamLeakedToken, UpstreamTimeout, UpstreamUnreachable } from '../errors.js'
 import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
 import { newTiming, type CallTiming } from '../upstream/accounting.js'
-import { NotCached } from '../errors.js'
 import { requestDirectives, responseNoStore, type RequestDirectives } from './directives.js'
 import { Fanout, readUpTo } from './fanout.js'
 import { cacheKey, type CacheKey } from './key.js'
@@ -131,8 +130,7 @@ function isJson(contentType: string | string[] | undefined, body: Buffer): boole
 
 /** errors and answers that let a stale entry stand in (SPEC: stale-if-error) */
 function isFailure(err: unknown): boolean {
-  const code = (err as { code?: string })?.code
-  return code === 'UPSTREAM_UNREACHABLE' || code === 'UPSTREAM_TIMEOUT' || code === 'QUEUE_FULL' || code === 'QUEUE_TIMEOUT'
+  return err instanceof UpstreamUnreachable || err instanceof UpstreamTimeout || err instanceof QueueFull || err instanceof QueueTimeout
 }
 
 /** Bound of the URL -> key memo (bytes, estimated from string lengths). */

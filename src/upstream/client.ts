@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Secret } from '../config.js'
-import { QueueTimeout, UpstreamTimeout, UpstreamUnreachable, withRetryAfter } from '../errors.js'
+import { AbortedError, isProxyError, QueueTimeout, UpstreamTimeout, UpstreamUnreachable, withRetryAfter } from '../errors.js'
 import { Throttle, type CallClass, type ThrottleOptions } from './throttle.js'
 import { upstreamRequestHeaders, type HeaderMap } from './headers.js'
 import { daysLeft, EXPIRY_WARNING_DAYS, jwtExpiry } from './token.js'
@@ -325,9 +325,8 @@ export class Upstream {
   /** Our error for an undici failure (connect, timeout, reset, broken body). */
   mapError(err: unknown, method: string): Error {
     const write = !['GET', 'HEAD', 'OPTIONS'].includes(method)
-    const e = err as { code?: string; name?: string }
-    if (e?.name === 'AbortError' || e?.code === 'ABORTED' || e?.code === 'UND_ERR_ABORTED') return err as Error
-    if (e?.code === 'QUEUE_FULL' || e?.code === 'QUEUE_TIMEOUT' || e?.code === 'SHUTTING_DOWN') return err as Error
+    // the caller left, or the limiter refused the call (QUEUE_FULL, QUEUE_TIMEOUT, SHUTTING_DOWN): as it is
+    if (isAbort(err) || isProxyError(err)) return err as Error
     const unknownOutcome = write ? ' The write may or may not have been applied: check before retrying.' : ''
     if (
       err instanceof undiciErrors.HeadersTimeoutError ||
@@ -340,7 +339,7 @@ export class Upstream {
         { cause: err },
       )
     }
-    const code = e?.code ?? 'ERROR'
+    const code = (err as { code?: string })?.code ?? 'ERROR'
     const notSent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
     const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code)
     const what = tls ? 'its TLS certificate could not be verified' : `the connection failed (${code})`
@@ -352,8 +351,12 @@ export class Upstream {
 }
 
 function errorLabel(err: unknown): string {
-  const e = err as { code?: string }
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) return 'timeout'
-  if (e?.code === 'UND_ERR_ABORTED' || (err as Error)?.name === 'AbortError') return 'aborted'
+  if (isAbort(err)) return 'aborted'
   return 'error'
+}
+
+/** The caller's signal fired: ours (AbortedError), undici's, or the platform's DOMException. */
+function isAbort(err: unknown): boolean {
+  return err instanceof AbortedError || err instanceof undiciErrors.RequestAbortedError || (err instanceof Error && err.name === 'AbortError')
 }

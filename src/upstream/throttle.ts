@@ -21,7 +21,7 @@ import Bottleneck from 'bottleneck'
 import { fastLocalYield } from './bottleneck-local.js'
 import { LocalSlots, type SlotStore } from './slots.js'
 import { ClientWindows, type CallTiming } from './accounting.js'
-import { QueueFull, QueueTimeout, ShuttingDown, withRetryAfter } from '../errors.js'
+import { AbortedError, QueueFull, QueueTimeout, ShuttingDown, withRetryAfter } from '../errors.js'
 
 export type CallClass = 'retry' | 'write' | 'read' | 'background'
 const CLASSES: readonly CallClass[] = ['retry', 'write', 'read', 'background']
@@ -67,11 +67,6 @@ interface Waiter {
   job: (budget: Budget) => Promise<void>
   fail: (err: unknown) => void
   detach: () => void
-}
-
-export class AbortedError extends Error {
-  override name = 'AbortError'
-  code = 'ABORTED'
 }
 
 export interface ThrottleStats {
