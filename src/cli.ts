@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // jobprogress-proxy [--help] [--version] [--port 8080 --cache-ttl-seconds 30 ...]
-// Every setting is an environment variable (SPEC.md); a flag --name-in-kebab-case overrides it.
+// Every setting is an environment variable (docs/contract.md); a flag --name-in-kebab-case overrides it.
 import { DEFAULTS } from './config.js'
 import { VERSION } from './routes/proxy-admin.js'
 import { main } from './server.js'

@@ -1,4 +1,4 @@
-// The environment, read once: every variable of SPEC.md (and the few this project adds) parsed and
+// The environment, read once: every variable of docs/contract.md (and the few this project adds) parsed and
 // validated into one frozen, typed object. Nothing else in the proxy reads process.env.
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { z } from 'zod'

@@ -1,4 +1,4 @@
-// Prometheus metrics: the names and labels of SPEC.md, one registry per app.
+// Prometheus metrics: the names and labels of docs/contract.md, one registry per app.
 import client from 'prom-client'
 import type { HttpCache } from './cache/http-cache.js'
 import type { Upstream } from './upstream/client.js'
@@ -13,7 +13,7 @@ export interface Metrics {
   resourceRequests: client.Counter<'resource' | 'result'>
 }
 
-/** JobProgress's top-level resources (JOBPROGRESS.md): label values never come from the client as is. */
+/** JobProgress's top-level resources (docs/jobprogress.md): label values never come from the client as is. */
 const RESOURCES = new Set(['customers', 'jobs', 'job', 'company', 'workflow', 'countries', 'referrals', 'divisions', 'appointments', 'prospects', 'resources'])
 
 /** The resource label for a path under /api/v3: its first segment when known, else "other". */

@@ -128,7 +128,7 @@ function isJson(contentType: string | string[] | undefined, body: Buffer): boole
   }
 }
 
-/** errors and answers that let a stale entry stand in (SPEC: stale-if-error) */
+/** errors and answers that let a stale entry stand in (docs/contract.md: stale-if-error) */
 function isFailure(err: unknown): boolean {
   return err instanceof UpstreamUnreachable || err instanceof UpstreamTimeout || err instanceof QueueFull || err instanceof QueueTimeout
 }

@@ -30,7 +30,7 @@ export interface CacheRules {
   links: readonly LinkRule[]
 }
 
-/** Links JobProgress needs that a path cannot show (see JOBPROGRESS.md and the README). */
+/** Links JobProgress needs that a path cannot show (see docs/jobprogress.md and the README). */
 export const DEFAULT_LINKS = [
   '/jobs/notes/*>/jobs/*/notes',
   '/jobs/notes/*>/jobs/*?includes=job_notes',

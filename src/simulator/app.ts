@@ -1,5 +1,5 @@
 // A JobProgress look-alike for the demo, the tests and the benchmarks: the shapes, quirks and
-// fixed-window throttle of JOBPROGRESS.md, plus fault injection. It shares no code with the proxy.
+// fixed-window throttle of docs/jobprogress.md, plus fault injection. It shares no code with the proxy.
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { makeData, timestamp, type Row, type SimData } from './data.js'

@@ -1,4 +1,4 @@
-// Deterministic JobProgress-shaped data (see JOBPROGRESS.md). The same seed gives the same data.
+// Deterministic JobProgress-shaped data (see docs/jobprogress.md). The same seed gives the same data.
 
 export type Row = Record<string, unknown>
 

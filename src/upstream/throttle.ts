@@ -117,7 +117,7 @@ export class Throttle {
     return this.budget.limiter
   }
 
-  /** Calls waiting for the budget (the SPEC's queue depth). */
+  /** Calls waiting for the budget (the contract's queue depth). */
   get depth(): number {
     return this.#waiting + this.#inLimiter
   }
