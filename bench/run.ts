@@ -5,9 +5,10 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { DEMO_TOKEN } from '../src/simulator/app.js'
+import { hasRedis, startRedis } from '../test/redis-server.js'
 import { barChart, lineChart } from './charts.js'
 import { hasNginx, startNginx } from './nginx.js'
-import { freePort, goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
+import { goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 const date = new Date().toISOString().slice(0, 10)
@@ -488,18 +489,8 @@ ${table(['entries asked for', 'entries held', 'cache MiB', 'hits/s', 'p99 ms', '
   await lineChart('Hit throughput as cached entries grow', 'cached entries', 'hits per second', points, chartFile('scaling.svg'))
 }
 
-async function startRedisServer(): Promise<{ url: string; stop(): void } | undefined> {
-  if (spawnSync('redis-server', ['--version']).status !== 0) return undefined
-  const port = await freePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += String(d)))
-  while (!out.includes('Ready to accept connections')) await sleep(20)
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') }
-}
-
 async function distributed(): Promise<void> {
-  const redis = await startRedisServer()
+  const redis = hasRedis ? await startRedis() : undefined
   if (!redis) {
     sections.push('## Distributed mode\n\nSkipped: redis-server is not installed (apt-get install redis-server).\n')
     return
@@ -559,7 +550,7 @@ async function distributed(): Promise<void> {
   }
   await Promise.all([a.close(), b.close()])
   await sim.close()
-  redis.stop()
+  await redis.stop()
   log(`distributed: goodput one ${one.goodput.toFixed(2)}, two ${two.goodput.toFixed(2)}; invalidation p50 ${percentile(delays, 50).toFixed(1)} ms`)
   sections.push(`## Distributed mode (Redis on loopback, replicas as \`node dist/server.js\`)
 

@@ -2,7 +2,8 @@
 // - one budget: a clustered Bottleneck (ioredis) whose spent slots wait in Redis (RedisSlots), so a
 //   replica that dies mid-window does not take its slots with it;
 // - one cache: Redis is the second tier behind each replica's lru-cache (entries with their headers,
-//   ETag and stored-at time, bounded by TTL and a key prefix);
+//   ETag and stored-at time, bounded by TTL and a key prefix); an index of the cached paths, bounded
+//   (see SET_ENTRY), lets an invalidation find the entries it reaches;
 // - one view of writes: evictions and purges reach every replica's first tier by pub/sub, and the
 //   Redis tier once, from the replica that saw the write;
 // - one call per miss: a short Redis lock per key; the others wait for the "filled" message.
@@ -30,7 +31,42 @@ export interface DistributedOptions {
   windowMs: number
   maxConcurrent: number
   log: FastifyBaseLogger
+  /** most paths the Redis tier indexes (default MAX_PATHS); past it the soonest-expiring path's entries go */
+  maxPaths?: number
 }
+
+/** Default bound of the Redis tier's path index: an invalidation reads the whole index once. */
+export const MAX_PATHS = 20_000
+
+// Stores one entry and keeps the path index bounded, atomically.
+// - `c:<key>` the entry, expiring after TTL + stale window;
+// - `p:<path>` the keys cached under a path, expiring with the last of them;
+// - `path-index` a sorted set of paths scored by when their last entry expires: paths whose entries have all
+//   expired are dropped here, and past ARGV[6] paths the soonest-expiring ones are dropped with their
+//   entries (a Redis-tier eviction: an entry never outlives its index, or a write could miss it).
+// KEYS: c:<key>, p:<path>, path-index. ARGV: entry JSON, ttl ms, path, key, key prefix, max paths.
+const SET_ENTRY = `
+local ttl = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('SADD', KEYS[2], ARGV[4])
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+local until_ = now + ttl
+local score = redis.call('ZSCORE', KEYS[3], ARGV[3])
+if not score or tonumber(score) < until_ then redis.call('ZADD', KEYS[3], until_, ARGV[3]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+if over > 0 then
+  for _, path in ipairs(redis.call('ZRANGE', KEYS[3], 0, over - 1)) do
+    local index = ARGV[5] .. 'p:' .. path
+    for _, key in ipairs(redis.call('SMEMBERS', index)) do redis.call('DEL', ARGV[5] .. 'c:' .. key) end
+    redis.call('DEL', index)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1)
+end
+return over
+`
 
 interface StoredEntry {
   key: string
@@ -127,12 +163,7 @@ export class Distributed implements SharedCache {
     const ttl = e.ttlMs + e.staleMs
     const stored: StoredEntry = { ...e, includes: [...e.includes], headers: { ...e.headers }, body: e.body.toString('base64') }
     await this.redis
-      .multi()
-      .set(this.#k('c', e.key), JSON.stringify(stored), 'PX', ttl)
-      .sadd(this.#k('paths'), e.path)
-      .sadd(this.#k('p', e.path), e.key)
-      .pexpire(this.#k('p', e.path), ttl)
-      .exec()
+      .eval(SET_ENTRY, 3, this.#k('c', e.key), this.#k('p', e.path), this.#k('path-index'), JSON.stringify(stored), String(ttl), e.path, e.key, `${this.#o.prefix}:`, String(this.#o.maxPaths ?? MAX_PATHS))
       .catch(() => undefined)
   }
 
@@ -140,21 +171,24 @@ export class Distributed implements SharedCache {
   async invalidate(inv: Invalidation, filters: EvictFilter[]): Promise<void> {
     if (!this.up()) return
     try {
-      const paths = await this.redis.smembers(this.#k('paths'))
+      // three round trips whatever the number of paths: the (bounded) index, the keys of every path a
+      // filter reaches in one pipeline, then the deletions with the message
+      const paths = await this.redis.zrange(this.#k('path-index'), 0, -1)
+      const reached = paths.map((path) => ({ path, filters: filters.filter((f) => f.match(path)) })).filter((r) => r.filters.length > 0)
+      const members = reached.length ? ((await this.redis.pipeline(reached.map((r) => ['smembers', this.#k('p', r.path)])).exec()) ?? []) : []
       const del: string[] = []
       const pipeline = this.redis.pipeline()
-      for (const path of paths) {
-        const reaching = filters.filter((f) => f.match(path))
-        if (reaching.length === 0) continue
-        const keys = await this.redis.smembers(this.#k('p', path))
-        for (const key of keys) {
+      reached.forEach(({ path, filters: reaching }, i) => {
+        const [err, keys] = members[i] ?? [null, []]
+        if (err) throw err
+        for (const key of keys as string[]) {
           const includes = new URLSearchParams(key.split('?')[1] ?? '').getAll('includes[]')
           if (reaching.some((f) => f.includes === undefined || includes.includes(f.includes))) {
             del.push(this.#k('c', key))
             pipeline.srem(this.#k('p', path), key)
           }
         }
-      }
+      })
       if (del.length) pipeline.del(...del)
       pipeline.publish(this.#channel('evict'), JSON.stringify({ from: this.id, ...inv }))
       await pipeline.exec()

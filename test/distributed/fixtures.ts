@@ -1,45 +1,11 @@
 // Real redis-server and real replica processes on loopback, for the distributed-mode tests.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { DEMO_TOKEN } from '../../src/simulator/app.js'
 import { freePort, sleep, until } from '../helpers.js'
 
 export { freePort }
 
-export const hasRedis = spawnSync('redis-server', ['--version']).status === 0
-
-
-export interface RedisServer {
-  url: string
-  port: number
-  stop(): Promise<void>
-  start(): Promise<void>
-}
-
-/** A redis-server of the test's own on a free loopback port, no persistence. */
-export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort()
-  let child: ChildProcess | undefined
-  const server: RedisServer = {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    async start() {
-      const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
-      child = c
-      let out = ''
-      c.stdout!.on('data', (d) => (out += String(d)))
-      await until(() => out.includes('Ready to accept connections'), 10_000)
-    },
-    async stop() {
-      const c = child
-      if (!c || c.exitCode !== null) return
-      const exited = new Promise((r) => c.once('exit', r))
-      c.kill('SIGKILL')
-      await exited
-    },
-  }
-  await server.start()
-  return server
-}
+export { hasRedis, startRedis, type RedisServer } from '../redis-server.js'
 
 export interface Replica {
   url: string
