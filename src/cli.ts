@@ -2,7 +2,7 @@
 // jobprogress-proxy [--help] [--version] [--port 8080 --cache-ttl-seconds 30 ...]
 // Every setting is an environment variable (docs/contract.md); a flag --name-in-kebab-case overrides it.
 import { DEFAULTS } from './config.js'
-import { VERSION } from './routes/proxy-admin.js'
+import { VERSION } from './version.js'
 import { main } from './server.js'
 
 const SETTINGS: Array<[string, string]> = [

@@ -9,6 +9,7 @@ import type { History } from '../history.js'
 import type { UpstreamError } from '../upstream/client.js'
 import { daysLeft } from '../upstream/token.js'
 import type { ClientStatus } from '../clients.js'
+import { VERSION } from '../version.js'
 
 export interface Status {
   version: string
@@ -48,8 +49,6 @@ export interface Status {
   /** by client key name ("anonymous" without keys): who spends the budget */
   clients: Record<string, ClientStatus>
 }
-
-export const VERSION = '0.1.0'
 
 export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<Config>; adminAuth: AdminAuth; history: History }): void {
   app.get('/_proxy/status', async (): Promise<Status> => {

@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { DEFAULTS } from '../../src/config.js'
@@ -29,6 +30,7 @@ describe('the jobprogress-proxy command', () => {
     const r = spawnSync(TSX, ['src/cli.ts', '--version'], { encoding: 'utf8' })
     expect(r.status).toBe(0)
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+    expect(r.stdout.trim()).toBe((JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version)
   })
 
   it('an unknown flag exits 1 with one line', () => {
