@@ -87,7 +87,7 @@ export class HostPolicy {
       ok = this.#originAllowed(origin, hostHeader)
       if (!byHost) {
         if (this.#knownOrigins.size >= 256) this.#knownOrigins.clear()
-        this.#knownOrigins.set(origin, (byHost = new Map()))
+        this.#knownOrigins.set(origin, (byHost = new Map<string, boolean>()))
       }
       if (byHost.size >= 64) byHost.clear()
       byHost.set(hostHeader ?? '', ok)
