@@ -51,14 +51,14 @@ describe('error answers not raised by our own classes take their code from the s
   it('a body of a type no route parses -> 415 UNSUPPORTED_MEDIA_TYPE (Fastify raised it)', async () => {
     const res = await rawRequest(
       s.port,
-      'DELETE /_proxy/cache HTTP/1.1\r\nhost: x\r\nauthorization: Bearer admin-key\r\ncontent-type: application/xml\r\ncontent-length: 4\r\nconnection: close\r\n\r\n<a/>',
+      'DELETE /_proxy/cache HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer admin-key\r\ncontent-type: application/xml\r\ncontent-length: 4\r\nconnection: close\r\n\r\n<a/>',
     )
     expect(res.status).toBe(415)
     expect(envelope(res.body)).toMatchObject({ status_code: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
   })
 
   it('malformed percent-encoding the router cannot decode -> 400 BAD_REQUEST saying so (frameworkErrors)', async () => {
-    const res = await rawRequest(s.port, 'GET /api/v3/jobs/%E0%A4%A HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')
+    const res = await rawRequest(s.port, 'GET /api/v3/jobs/%E0%A4%A HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n')
     expect(res.status).toBe(400)
     expect(envelope(res.body)).toEqual({ status_code: 400, code: 'BAD_REQUEST', message: 'Malformed percent-encoding in the URL' })
   })
