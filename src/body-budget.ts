@@ -38,10 +38,9 @@ export class BodyBudget {
         this.give(held)
         held = 0
       })
-      const budget = this
       const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          if (!budget.take(chunk.length)) {
+        transform: (chunk: Buffer, _enc, cb) => {
+          if (!this.take(chunk.length)) {
             // the rest of this body is read and dropped, so that the client gets its 503 on a
             // connection still in step
             payload.unpipe(counter)
