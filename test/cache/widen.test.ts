@@ -54,6 +54,17 @@ describe('widening', () => {
     expect(asked(s, '/jobs/43')[0]).toContain('customer.phones')
   })
 
+  it('an includes form the proxy does not merge (a modifier) is neither widened nor projected', async () => {
+    s = await startStack()
+    await proveJobs(s)
+    await get(s, '/jobs/50?includes=customer:limit(1)')
+    expect(s.sim.calls.filter((c) => c.path === '/jobs/50').map((c) => c.url)).toEqual(['/api/v3/jobs/50?includes=customer:limit(1)'])
+    await get(s, '/jobs/51?includes[]=customer&includes[]=address')
+    const odd = await get(s, '/jobs/51?includes=customer:limit(1)')
+    expect(odd.cache).toBe('MISS')
+    expect(s.sim.count('/jobs/51')).toBe(2)
+  })
+
   it('only names requested within the TTL', async () => {
     s = await startStack({ env: { CACHE_TTL_SECONDS: '1' } })
     await proveJobs(s)
