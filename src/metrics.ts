@@ -66,6 +66,14 @@ export function createMetrics(cache: HttpCache, upstream: Upstream, limit: numbe
       this.set(cache.store.entries)
     },
   })
+  const leverDisabled = new client.Counter({
+    name: 'jobprogress_proxy_cache_lever_disabled_total',
+    help: 'Resource-aware levers turned off for a route pattern because a check against real answers failed',
+    labelNames: ['lever', 'route'] as const,
+    registers: [registry],
+  })
+  // route patterns are bounded by the verifier (at most 1000)
+  cache.resources.onDisabled = (lever, route) => leverDisabled.inc({ lever, route })
   const upstreamRequests = new client.Counter({
     name: 'jobprogress_proxy_upstream_requests_total',
     help: 'Calls made upstream, by status (or timeout, error)',

@@ -11,8 +11,10 @@ import { newTiming, type CallTiming } from '../upstream/accounting.js'
 import { requestDirectives, responseNoStore, type RequestDirectives } from './directives.js'
 import { Fanout, readUpTo } from './fanout.js'
 import { cacheKey, type CacheKey } from './key.js'
+import { Fills, type Fetched, type FetchJob, type Fill } from './covering.js'
+import { Resources } from './resource.js'
 import { linkedTargets, ttlFor, type CacheRules } from './rules.js'
-import { CacheStore, makeEntry, type Entry, type EvictFilter } from './store.js'
+import { CacheStore, holdsInclude, makeEntry, type Entry, type EvictFilter } from './store.js'
 
 export type CacheResult = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
 const NAME = 'jobprogress-proxy'
@@ -82,38 +84,6 @@ export interface SharedCache {
 
 export type Invalidation = { op: 'write'; path: string } | { op: 'purge'; prefix: string | undefined }
 
-interface Fetched {
-  status: number
-  headers: Record<string, string | string[]>
-  body: Buffer
-  /** instead of body: an answer larger than an entry may be, streamed to each waiter */
-  stream?: Fanout
-  entry: Entry | undefined
-}
-
-interface FetchJob {
-  k: CacheKey
-  req: CacheRequest
-  cls: 'read' | 'background'
-  signal: AbortSignal
-  /** the entry's TTL; undefined: pass the answer on, never store it (bypass) */
-  ttlMs: number | undefined
-  fill?: Fill
-  timing?: CallTiming
-}
-
-interface Fill {
-  promise: Promise<Fetched>
-  controller: AbortController
-  waiters: number
-  /** a write touched this key while the call ran: answer the waiters, do not store */
-  invalidated: boolean
-  path: string
-  includes: readonly string[]
-  /** the budget wait and upstream time of the call, for every waiter's Server-Timing */
-  timing: CallTiming
-}
-
 // Answers JobProgress sends for the request only, never to be stored or replayed.
 const NOT_STORED = new Set(['date', 'content-length', 'age', 'etag', 'x-cache', 'cache-status'])
 
@@ -147,13 +117,18 @@ export class HttpCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, stale: 0, bypass: 0, evicted: 0, refreshes: 0 }
   readonly store: CacheStore
   readonly #o: HttpCacheOptions
-  readonly #inflight = new Map<string, Fill>()
+  /** the resource-aware levers (README "Resource-aware caching") */
+  readonly resources: Resources
+  /** upstream calls in flight or queued, and their waiters (src/cache/covering.ts) */
+  readonly #fills: Fills
   /** raw URL -> key and TTL, bounded by bytes: a long unique URL must not pin 30 KB for ever */
   readonly #keys = new LRUCache<string, { k: CacheKey; ttlMs: number }>({ maxSize: KEY_MEMO_BYTES, sizeCalculation: memoSize })
 
   constructor(o: HttpCacheOptions) {
     this.#o = o
     this.store = o.store
+    this.resources = new Resources({ store: o.store, rules: o.rules, now: o.now, log: o.log })
+    this.#fills = new Fills({ resources: this.resources, run: (job) => this.#fetch(job), distributed: !!o.shared })
   }
 
   /** bytes held by the URL -> key memo (estimated), at most KEY_MEMO_BYTES */
@@ -162,7 +137,7 @@ export class HttpCache {
   }
 
   get inflight(): number {
-    return this.#inflight.size
+    return this.#fills.size
   }
 
   /**
@@ -175,8 +150,22 @@ export class HttpCache {
     const dir = requestDirectives(req.cacheControl)
     if (dir.noStore) return undefined
     const entry = this.store.get(k.key)
+    if (!entry || this.#o.now() - entry.storedAt >= entry.ttlMs) {
+      const p = this.#projection(k, req, dir)
+      if (p) return p
+    }
     if (!entry) return undefined
     return this.#serve(k, req, entry, dir, ttlMs)
+  }
+
+  /** A fresh wider answer of the same resource holds this one (resource-aware: projection). */
+  #projection(k: CacheKey, req: CacheRequest, dir: RequestDirectives): Served | undefined {
+    if (dir.noCache) return undefined
+    const p = this.resources.fromStore(k, req.rawQuery)
+    if (!p || this.#usable(p, dir) !== 'HIT') return undefined
+    this.stats.hits++
+    this.resources.noteRequest(k)
+    return this.#fromEntry(p, 'HIT', `${NAME}; hit; ttl=${Math.floor((p.ttlMs - (this.#o.now() - p.storedAt)) / 1000)}; detail=projection`)
   }
 
   /**
@@ -204,7 +193,7 @@ export class HttpCache {
       return this.#fromEntry(entry, 'HIT', `${NAME}; hit; ttl=${ttl}`)
     }
     // only-if-cached: never upstream, not even the background refresh
-    if (!dir.onlyIfCached && !this.#inflight.has(k.key)) this.#refresh(k, req, ttlMs)
+    if (!dir.onlyIfCached) this.#refreshStale(k, req, entry, ttlMs)
     this.stats.stale++
     return this.#fromEntry(entry, 'STALE', `${NAME}; hit; ttl=${ttl}; fwd=stale`)
   }
@@ -232,13 +221,27 @@ export class HttpCache {
       const served = this.#serve(k, req, entry, dir, ttlMs)
       if (served) return served
     }
+    const projected = this.#projection(k, req, dir)
+    if (projected) return projected
     if (dir.onlyIfCached) throw new NotCached()
 
     this.stats.misses++
-    const fill = this.#inflight.get(k.key) ?? this.#startFill(k, req, ttlMs, 'read', req.timing)
+    this.resources.noteRequest(k)
+    // resource-aware: join a fill that covers this request, or widen a queued one, or ask for more
+    let fill = this.#fills.get(k.key)
+    if (!fill && !dir.noCache) fill = this.#fills.covering(k)
+    fill ??= this.#fills.start(k, req, ttlMs, 'read', req.timing, dir.noCache ? undefined : this.resources.widen(k, ttlMs))
     let fetched: Fetched
     try {
-      fetched = await this.#join(fill, req.signal())
+      const joined = await this.#fills.join(fill, req.signal(), k, req.rawQuery)
+      if ('early' in joined) {
+        // answered from the store while the call was still queued
+        this.stats.misses--
+        this.stats.hits++
+        return this.#fromEntry(joined.early, 'HIT', `${NAME}; hit; detail=covered`)
+      }
+      fetched = joined
+      if (fill.k.key !== k.key) fetched = await this.#fills.narrow(fetched, fill.includes, k, req, ttlMs)
     } catch (err) {
       this.#copyTiming(fill, req)
       if (entry && isFailure(err)) return this.#staleIfError(entry, (err as { statusCode?: number }).statusCode ?? 502)
@@ -263,6 +266,26 @@ export class HttpCache {
       etag: fetched.entry?.etag,
       cacheStatus: `${NAME}; fwd=${fwd}; fwd-status=${fetched.status}${fetched.entry ? '; stored' : ''}`,
     }
+  }
+
+  /**
+   * After a 2xx write: eviction (evictForWrite), then, when the write's answer holds the resource, its
+   * plain entry from that answer (resource-aware: write refresh). `body`: the answer, when read.
+   */
+  async afterWrite(method: string, rawPath: string, body: Buffer | undefined): Promise<number> {
+    const path = cacheKey(rawPath, '').path
+    this.resources.writes.written(path)
+    const n = await this.evictForWrite(rawPath)
+    const r = body && this.resources.writes.fromWrite(method, path, body)
+    if (!r || !this.resources.on('write-refresh', r.path) || r.body.length > this.#o.maxEntryBytes) return n
+    const { k, ttlMs } = this.#keyOf(method === 'POST' ? `${rawPath}/${r.path.split('/').pop()}` : rawPath, '')
+    if (!ttlMs || k.path !== r.path) return n
+    const e = makeEntry({ key: k.key, path: k.path, includes: [], status: 200, headers: r.headers, body: r.body, storedAt: this.#o.now(), ttlMs, staleMs: this.#o.staleSeconds * 1000 })
+    this.store.set(e)
+    this.resources.writes.refreshed(k.path, r.body)
+    this.resources.stats.write_refreshed++
+    this.#fills.release(e)
+    return n
   }
 
   /**
@@ -310,9 +333,13 @@ export class HttpCache {
   evict(filters: EvictFilter[]): number {
     let n = 0
     for (const f of filters) {
-      n += this.store.evict(f)
-      for (const fill of this.#inflight.values()) {
-        if (f.match(fill.path) && (f.includes === undefined || fill.includes.includes(f.includes))) fill.invalidated = true
+      // an entry evicted for one relation still holds the rest: keep its projection without it
+      const narrowed: Entry[] = []
+      n += this.store.evict(f, f.includes === undefined ? undefined : (e) => narrowed.push(e))
+      for (const e of narrowed) this.resources.withoutRelation(e, f.includes!)
+      for (const fill of this.#fills.values()) {
+        // a fill still queued is sent after the write and sees it
+        if (fill.sent && f.match(fill.path) && (f.includes === undefined || holdsInclude(fill.includes, f.includes))) fill.invalidated = true
       }
     }
     this.stats.evicted += n
@@ -347,32 +374,21 @@ export class HttpCache {
     if (req.timing && req.timing !== fill.timing) Object.assign(req.timing, fill.timing)
   }
 
+  /** The one background refresh of a stale entry; for a projection, of the entry it was made from. */
+  #refreshStale(k: CacheKey, req: CacheRequest, entry: Entry, ttlMs: number): void {
+    this.resources.noteRequest(k)
+    const src = this.resources.isDerived(entry) ? this.resources.sourceOf(entry, k, req.rawPath) : undefined
+    if (src) {
+      if (!this.#fills.get(src.k.key)) this.#refresh(src.k, { ...req, rawQuery: src.rawQuery }, ttlMs)
+    } else if (!this.#fills.get(k.key)) this.#refresh(k, req, ttlMs)
+  }
+
   #refresh(k: CacheKey, req: CacheRequest, ttlMs: number): void {
     this.stats.refreshes++
     // the refresh counts for this request's client, after its answer has gone: its own timing
-    const fill = this.#startFill(k, req, ttlMs, 'background')
+    const fill = this.#fills.start(k, req, ttlMs, 'background')
     fill.waiters++ // nobody waits, yet the refresh must not be cancelled
     fill.promise.catch((err: unknown) => this.#o.log.warn({ err, path: k.path }, 'background refresh failed; the stale entry stays'))
-  }
-
-  #startFill(k: CacheKey, req: CacheRequest, ttlMs: number, cls: 'read' | 'background', timing: CallTiming = newTiming()): Fill {
-    const controller = new AbortController()
-    const fill: Fill = { controller, waiters: 0, invalidated: false, path: k.path, includes: k.includes, timing, promise: undefined! }
-    fill.promise = this.#fetch({ k, req, cls, signal: controller.signal, ttlMs, fill, timing }).finally(() => {
-      if (this.#inflight.get(k.key) === fill) this.#inflight.delete(k.key)
-    })
-    this.#inflight.set(k.key, fill)
-    return fill
-  }
-
-  /** Waits for a fill; a waiter that leaves gives up its share, the last one cancels a queued call. */
-  #join(fill: Fill, signal: AbortSignal): Promise<Fetched> {
-    fill.waiters++
-    const leave = () => {
-      if (--fill.waiters === 0) fill.controller.abort()
-    }
-    signal.addEventListener('abort', leave, { once: true })
-    return fill.promise.finally(() => signal.removeEventListener('abort', leave))
   }
 
   /** One upstream GET for a key: through the other replicas' fill when one is running (Redis lock). */
@@ -382,12 +398,14 @@ export class HttpCache {
     const lockMs = this.#o.lockMs ?? 60_000
     let locked = false
     if (shared) {
+      if (fill) fill.sent = true // another replica's answer may come from before a write: treat as sent
       locked = await shared.lock(k.key, lockMs)
       if (!locked) {
         // another replica is making this call: wait for its entry
         const e = await shared.waitFor(k.key, lockMs)
         if (e && !fill?.invalidated) {
           this.store.set(e)
+          this.resources.realStored(e, k)
           return { status: e.status, headers: { ...e.headers }, body: e.body, entry: e }
         }
       }
@@ -406,11 +424,17 @@ export class HttpCache {
   }
 
   async #call(job: FetchJob, shared: SharedCache | undefined): Promise<Fetched> {
-    const { k, req, cls, signal, ttlMs, fill, timing } = job
+    const { req, cls, signal, ttlMs, fill, timing } = job
     const answer = await this.#o.upstream.call({
       method: 'GET',
       path: req.rawPath,
-      query: req.rawQuery,
+      // asked when the call is sent: a queued fill may have been widened meanwhile
+      query: fill
+        ? () => {
+            fill.sent = true
+            return fill.rawQuery
+          }
+        : req.rawQuery,
       // an entry is shared by every client: ask for it the same way whoever asked first
       headers: { accept: 'application/json', 'accept-encoding': 'identity' },
       client: req.client,
@@ -431,6 +455,7 @@ export class HttpCache {
       answer.body.destroy()
       throw new UpstreamLeakedToken()
     }
+    const k = fill?.k ?? job.k
     const headers = clientResponseHeaders(answer.headers)
     for (const h of NOT_STORED) delete headers[h]
     if (!read.done) {
@@ -459,6 +484,8 @@ export class HttpCache {
         staleMs: this.#o.staleSeconds * 1000,
       })
       this.store.set(entry)
+      this.resources.realStored(entry, k)
+      this.#fills.release(entry)
       await shared?.set(entry)
     }
     return { status: answer.statusCode, headers, body, entry }

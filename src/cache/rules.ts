@@ -7,6 +7,8 @@
 //                                    $1 is what the first * matched in the written path
 //   /jobs/**>/customers/*?includes=jobs
 //                                    only entries whose includes[] set holds "jobs"
+//   /jobs/*!widening                 turn one resource-aware lever off for these paths (see LEVERS;
+//   /**!all                          "all" turns every one off)
 //
 // Patterns are paths under /api/v3. `*` is one segment, a trailing `**` is any number of segments
 // (zero included). Entries are separated by commas or new lines; the first TTL rule that matches wins.
@@ -25,9 +27,21 @@ export interface LinkRule {
   includes: string | undefined
 }
 
+/** The resource-aware levers (README "Resource-aware caching"); projection is what the others build on. */
+export const LEVERS = ['projection', 'covering', 'widening', 'write-refresh'] as const
+export type Lever = (typeof LEVERS)[number]
+
+export interface LeverRule {
+  pattern: string
+  match: RegExp
+  lever: Lever
+}
+
 export interface CacheRules {
   ttl: readonly TtlRule[]
   links: readonly LinkRule[]
+  /** levers turned off per path */
+  off?: readonly LeverRule[]
 }
 
 /** Links JobProgress needs that a path cannot show (see docs/jobprogress.md and the README). */
@@ -74,6 +88,7 @@ export function patternToRegExp(pattern: string): RegExp {
 export function parseCacheRules(raw: string): CacheRules {
   const ttl: TtlRule[] = []
   const links: LinkRule[] = []
+  const off: LeverRule[] = []
   const items = raw
     .split(/[,\n]/)
     .map((s) => s.trim())
@@ -83,7 +98,14 @@ export function parseCacheRules(raw: string): CacheRules {
     const text = isDefault ? item.slice('default:'.length) : item
     const eq = text.indexOf('=')
     const gt = text.indexOf('>')
-    if (gt > 0 && (eq < 0 || eq > gt)) {
+    const bang = text.indexOf('!')
+    if (bang > 0 && eq < 0 && gt < 0) {
+      const pattern = text.slice(0, bang).trim()
+      const lever = text.slice(bang + 1).trim()
+      const levers = lever === 'all' ? LEVERS : LEVERS.filter((l) => l === lever)
+      if (levers.length === 0) throw new Error(`"${text}": expected <path>!<lever>, a lever being one of ${LEVERS.join(', ')} or all`)
+      for (const l of levers) off.push({ pattern, match: patternToRegExp(pattern), lever: l })
+    } else if (gt > 0 && (eq < 0 || eq > gt)) {
       const source = text.slice(0, gt).trim()
       let target = text.slice(gt + 1).trim()
       let includes: string | undefined
@@ -106,10 +128,10 @@ export function parseCacheRules(raw: string): CacheRules {
       if (!/^\d+$/.test(value)) throw new Error(`"${text}": expected <path>=<seconds>`)
       ttl.push({ pattern, match: patternToRegExp(pattern), seconds: Number(value) })
     } else {
-      throw new Error(`"${text}": expected <path>=<seconds> or <path>><path>`)
+      throw new Error(`"${text}": expected <path>=<seconds>, <path>><path> or <path>!<lever>`)
     }
   }
-  return { ttl, links }
+  return { ttl, links, off }
 }
 
 /** TTL in seconds for a path under /api/v3; `fallback` when no rule matches. */
@@ -138,4 +160,9 @@ export function linkedTargets(rules: CacheRules, path: string): LinkTarget[] {
     out.push({ match: patternToRegExp(safe), includes: l.includes })
   }
   return out
+}
+
+/** Whether CACHE_RULES turned `lever` off for a path under /api/v3. */
+export function leverOff(rules: CacheRules, path: string, lever: Lever): boolean {
+  return rules.off?.some((r) => r.lever === lever && r.match.test(path)) ?? false
 }

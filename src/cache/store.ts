@@ -34,6 +34,11 @@ export function makeEntry(
   return { ...fields, etag, size }
 }
 
+/** An entry's body as JSON bytes (identity encoding), whatever form the store keeps it in. */
+export function identityBody(e: Entry): Buffer {
+  return e.body
+}
+
 // Most answers carry the same few headers: entries share one frozen copy of each distinct set.
 const headerSets = new Map<string, Readonly<Record<string, string | string[]>>>()
 
@@ -50,6 +55,11 @@ function internHeaders(headers: Readonly<Record<string, string | string[]>>): Re
 export interface StoreOptions {
   maxBytes: number
   now: () => number
+}
+
+/** Whether an includes[] set holds a relation, also nested (customer.phones holds customer). */
+export function holdsInclude(includes: readonly string[], name: string): boolean {
+  return includes.some((i) => i === name || i.startsWith(name + '.'))
 }
 
 export interface EvictFilter {
@@ -111,14 +121,15 @@ export class CacheStore {
   }
 
   /** Removes every entry whose path passes the filter; returns how many went. */
-  evict(filter: EvictFilter): number {
+  evict(filter: EvictFilter, each?: (e: Entry) => void): number {
     let n = 0
     for (const [path, keys] of [...this.#byPath]) {
       if (!filter.match(path)) continue
       for (const key of [...keys]) {
         const e = this.#lru.peek(key, { allowStale: true })
-        if (filter.includes !== undefined && !e?.includes.includes(filter.includes)) continue
+        if (filter.includes !== undefined && !(e && holdsInclude(e.includes, filter.includes))) continue
         this.#lru.delete(key)
+        if (e) each?.(e)
         n++
       }
     }

@@ -4,8 +4,10 @@ import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientAuth } from '../auth.js'
 import { BodyBudget, HELD_BODIES } from '../body-budget.js'
+import type { Readable } from 'node:stream'
 import type { CacheRequest, Served } from '../cache/http-cache.js'
 import { rewritePaginationLinks } from '../cache/links.js'
+import { settleWrite } from '../cache/write-refresh.js'
 import type { Config } from '../config.js'
 import { BadRequest, ShuttingDown, withRetryAfter } from '../errors.js'
 import type { Metrics } from '../metrics.js'
@@ -166,15 +168,12 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
             return
           }
           // the first tier is evicted at once; the answer waits for the Redis tier in distributed
-          // mode, so that a read after the write never finds the old entry there
-          cache.evictForWrite(request.api.rawPath).then(
-            (evicted) => {
+          // mode, so that a read after the write never finds the old entry there. A JSON answer is
+          // read first: it may refresh the written resource's entry (resource-aware: write refresh)
+          void settleWrite(cache, { method: request.method, rawPath: request.api.rawPath, contentType: reply.getHeader('content-type'), stream: stream as Readable, log: request.log }).then(
+            ({ evicted, out }) => {
               if (evicted) request.log.debug({ evicted }, 'evicted after write')
-              reply.send(stream)
-            },
-            (err: unknown) => {
-              request.log.warn({ err }, 'eviction after write failed')
-              reply.send(stream)
+              reply.send(out)
             },
           )
         },

@@ -1,6 +1,7 @@
 // /_proxy/: status JSON, the dashboard, and the admin actions (purge).
 import type { FastifyInstance } from 'fastify'
 import type { AdminAuth } from '../auth.js'
+import type { HttpCache } from '../cache/http-cache.js'
 import type { Config } from '../config.js'
 import { BadRequest } from '../errors.js'
 import { API_PREFIX } from '../safety.js'
@@ -29,6 +30,8 @@ export interface Status {
     evicted: number
     refreshes: number
     inflight: number
+    /** resource-aware levers: what they served, routes verified, levers turned off */
+    resource: ReturnType<HttpCache['resources']['status']>
   }
   upstream: {
     calls: number
@@ -69,6 +72,7 @@ export function registerProxyRoutes(app: FastifyInstance, o: { config: Readonly<
         max_bytes: o.config.cacheMaxBytes,
         ...cache.stats,
         inflight: cache.inflight,
+        resource: cache.resources.status(),
       },
       upstream: {
         calls: t.stats.calls,

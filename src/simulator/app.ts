@@ -21,6 +21,16 @@ export interface SimulatorOptions {
   chaos?: { reset?: number; hang?: number; hangMs?: number }
 }
 
+/** Test-only departures from JobProgress's behaviour (the proxy's safety checks must catch them). */
+export interface Quirks {
+  /** an answer with includes[] also changes a base field (description): a projection of it is wrong */
+  includesChangeBase: boolean
+  /** an update's answer (`data`) shows a field other than what a GET shows right after */
+  updateAnswerDiffers: boolean
+  /** an update's answer (`data`) carries one more key than a GET's item */
+  updateAnswerExtraKey: boolean
+}
+
 export type FaultKind = 'reset' | 'reset-mid-body' | 'hang' | 'status' | 'html' | 'truncate' | 'not-json' | 'delay' | 'throttle' | 'no-store' | 'answer' | 'headers'
 
 export interface Fault {
@@ -84,12 +94,20 @@ export interface Simulator {
   spend(n: number): void
   /** calls that reached the handler (counted by the throttle), optionally for one path */
   count(path?: string | RegExp, method?: string): number
+  /** test-only behaviour switches; see Quirks */
+  quirks: Quirks
+  /**
+   * What the simulator would answer to GET `pathAndQuery` (under /api/v3, e.g. /jobs/1?includes[]=x)
+   * right now, rendered in-process: not recorded, not throttled, no faults. The bench's oracle.
+   */
+  render(pathAndQuery: string, host?: string): Promise<{ status: number; body: string }>
   reset(): void
   listen(port?: number, host?: string): Promise<string>
   close(): Promise<void>
 }
 
 const API = '/api/v3'
+const RENDER_HEADER = 'x-simulator-render'
 
 function json(reply: FastifyReply, status: number, body: unknown) {
   return reply.code(status).type('application/json').send(JSON.stringify(body))
@@ -174,6 +192,10 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   }
 
   let debugControl: DebugControl | undefined
+  // in-process renders carry this secret: they skip recording, the throttle and faults
+  const renderSecret = randomBytes(16).toString('hex')
+  const isRender = (request: FastifyRequest) => request.headers[RENDER_HEADER] === renderSecret
+
   const sim: Simulator = {
     app,
     debug: { release: () => debugControl?.release() },
@@ -184,6 +206,11 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     peakInFlight: 0,
     data,
     options,
+    quirks: { includesChangeBase: false, updateAnswerDiffers: false, updateAnswerExtraKey: false },
+    async render(pathAndQuery, host = '127.0.0.1') {
+      const r = await app.inject({ method: 'GET', url: API + pathAndQuery, headers: { host, [RENDER_HEADER]: renderSecret } })
+      return { status: r.statusCode, body: r.body }
+    },
     inject(f) {
       faults.push({ ...f, left: f.times ?? 1 })
     },
@@ -264,6 +291,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   })
 
   app.addHook('onRequest', async (request, reply) => {
+    if (isRender(request)) return
     const url = request.raw.url ?? '/'
     const rec: CallRecord = {
       time: Date.now(),
@@ -292,6 +320,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   app.addHook('preHandler', async (request, reply) => {
     const url = request.raw.url ?? '/'
     const path = url.split('?', 1)[0]!.slice(API.length) || '/'
+    if (isRender(request)) return
     const rec = records.get(request.raw)!
     if (!url.startsWith(API + '/') && url !== API) return
     const auth = request.headers.authorization
@@ -370,7 +399,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
   // Faults that need the real answer first: decided in onSend, on the serialized body.
   app.addHook('onSend', async (request, reply, payload) => {
     const path = (request.raw.url ?? '/').split('?', 1)[0]!.slice(API.length) || '/'
-    if (reply.statusCode >= 400) return payload
+    if (reply.statusCode >= 400 || isRender(request)) return payload
     if (takeFault(request, path, 'no-store')) reply.header('cache-control', 'no-store, private')
     if (takeFault(request, path, 'not-json')) {
       reply.type('text/plain')
@@ -406,7 +435,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
     return f
   }
 
-  registerRoutes(app, () => data)
+  registerRoutes(app, () => data, sim.quirks)
   debugControl = registerDebugRoutes(app)
   app.setNotFoundHandler((_req, reply) => json(reply, 404, { message: 'Not found' }))
   app.setErrorHandler((err, _req, reply) => {
@@ -423,7 +452,7 @@ function sleep(ms: number): Promise<void> {
 
 // ---------------------------------------------------------------- routes
 
-function registerRoutes(app: FastifyInstance, db: () => SimData): void {
+function registerRoutes(app: FastifyInstance, db: () => SimData, quirks: Quirks): void {
   const num = (v: unknown, d: number) => {
     const n = Number(v)
     return Number.isFinite(n) && n > 0 ? Math.floor(n) : d
@@ -454,26 +483,39 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
 
   const publicFields = (r: Row): Row => Object.fromEntries(Object.entries(r).filter(([k]) => !k.startsWith('_')))
 
-  function presentCustomer(d: SimData, c: Row, inc: Set<string>): Row {
-    const out = publicFields(c)
+  // Fractal: "customer.phones" includes customer, and phones inside it; each include adds one
+  // top-level key to the item and changes nothing else (unless a test switches that quirk on)
+  const nested = (inc: Set<string>, name: string) =>
+    new Set([...inc].filter((n) => n.startsWith(name + '.')).map((n) => n.slice(name.length + 1)))
+  const top = (inc: Set<string>) => new Set([...inc].map((n) => n.split('.', 1)[0]!))
+  const quirk = (out: Row, inc: Set<string>) => {
+    if (quirks.includesChangeBase && inc.size > 0 && 'description' in out) out.description = `${String(out.description)} (with includes)`
+    if (quirks.includesChangeBase && inc.size > 0 && 'note' in out) out.note = `${String(out.note)} (with includes)`
+    return out
+  }
+
+  function presentCustomer(d: SimData, c: Row, all: Set<string>): Row {
+    const out = quirk(publicFields(c), all)
+    const inc = top(all)
     if (inc.has('rep')) out.rep = d.users.find((u) => u.id === c._rep_id) ?? null
     if (inc.has('address')) out.address = d.addresses.get(c._address_id as number) ?? null
     if (inc.has('billing')) out.billing = d.addresses.get(c._address_id as number) ?? null
     if (inc.has('phones')) out.phones = { data: c._phones }
-    if (inc.has('jobs')) out.jobs = { data: d.jobs.filter((j) => j.customer_id === c.id).map(publicFields) }
+    if (inc.has('jobs')) out.jobs = { data: d.jobs.filter((j) => j.customer_id === c.id).map((j) => presentJob(d, j, nested(all, 'jobs'))) }
     if (inc.has('contacts')) out.contacts = { data: [] }
     return out
   }
 
-  function presentJob(d: SimData, j: Row, inc: Set<string>): Row {
-    const out = publicFields(j)
+  function presentJob(d: SimData, j: Row, all: Set<string>): Row {
+    const out = quirk(publicFields(j), all)
+    const inc = top(all)
     const ids = (k: string) => (j[k] as number[]) ?? []
     if (inc.has('address')) out.address = d.addresses.get(j._address_id as number) ?? null
     if (inc.has('reps')) out.reps = { data: d.users.filter((u) => ids('_rep_ids').includes(u.id as number)) }
     if (inc.has('estimators')) out.estimators = { data: [] }
     if (inc.has('customer')) {
       const c = d.customers.find((x) => x.id === j.customer_id)
-      out.customer = c ? publicFields(c) : null
+      out.customer = c ? presentCustomer(d, c, nested(all, 'customer')) : null
     }
     if (inc.has('sub_contractors')) out.sub_contractors = { data: [] }
     if (inc.has('parent')) out.parent = null
@@ -491,6 +533,13 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
   function financial(j: Row): Row {
     const total = ((j.id as number) * 1234.5) % 25000
     return { total_job_amount: total.toFixed(2), total_received_payemnt: (total / 2).toFixed(2), pending_payment: (total / 2).toFixed(2) }
+  }
+
+  const updated = (r: Row): Row => {
+    const out = publicFields(r)
+    if (quirks.updateAnswerDiffers) out.updated_at = '1999-01-01 00:00:00'
+    if (quirks.updateAnswerExtraKey) out.changed_fields = []
+    return out
   }
 
   const body = (request: FastifyRequest): Row => {
@@ -553,7 +602,7 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
     const b = body(request)
     for (const k of ['company_name', 'first_name', 'last_name', 'email', 'note', 'referred_by_type']) if (b[k] !== undefined) c[k] = String(b[k])
     c.updated_at = timestamp(401)
-    return json(reply, 200, { message: 'Customer updated successfully.', data: publicFields(c), status: 200 })
+    return json(reply, 200, { message: 'Customer updated successfully.', data: updated(c), status: 200 })
   })
 
   // jobs
@@ -629,7 +678,7 @@ function registerRoutes(app: FastifyInstance, db: () => SimData): void {
     const b = body(request)
     for (const k of ['name', 'description', 'alt_id', 'lead_number', 'tax_rate']) if (b[k] !== undefined) j[k] = b[k]
     j.updated_at = timestamp(403)
-    return json(reply, 200, { message: 'Job updated successfully.', data: publicFields(j), status: 200 })
+    return json(reply, 200, { message: 'Job updated successfully.', data: updated(j), status: 200 })
   })
   app.get(`${API}/jobs/:id/notes`, async (request, reply) => {
     const d = db()

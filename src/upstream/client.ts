@@ -15,8 +15,11 @@ export interface CallOptions {
   method: string
   /** path under the API base, as the client sent it (still percent-encoded), e.g. /jobs/11 */
   path: string
-  /** the raw query, '' or '?...', sent byte for byte */
-  query: string
+  /**
+   * the raw query, '' or '?...', sent byte for byte; a function is asked at the moment the call is
+   * sent (a cache fill still queued may change what it asks for; the call tells it that it was sent)
+   */
+  query: string | (() => string)
   headers: HeaderMap
   body?: Buffer
   client: string
@@ -265,7 +268,7 @@ export class Upstream {
     try {
       res = await this.agent.request({
         origin: this.#origin,
-        path: this.#basePath + o.path + o.query,
+        path: this.#basePath + o.path + (typeof o.query === 'string' ? o.query : o.query()),
         method: o.method as Dispatcher.HttpMethod,
         headers,
         body: o.body,
