@@ -9,7 +9,7 @@ import { hasRedis, startRedis } from '../test/redis-server.js'
 import { barChart, lineChart } from './charts.js'
 import { hasNginx, startNginx } from './nginx.js'
 import { CONFIGS, RATE, runResource, SCALE, type ResourceRun } from './resource.js'
-import { freePort, goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
+import { goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 const date = new Date().toISOString().slice(0, 10)

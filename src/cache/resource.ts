@@ -186,7 +186,7 @@ export class Resources {
     let m = this.#sources.get(base)
     if (!m) {
       if (this.#sources.size >= MAX_BASES) this.#sources.clear()
-      this.#sources.set(base, (m = new Map()))
+      this.#sources.set(base, (m = new Map<string, readonly string[]>()))
     }
     m.set(e.key, e.includes)
   }

@@ -21,7 +21,7 @@ export class Widener {
     let names = this.#recent.get(route)
     if (!names) {
       if (this.#recent.size >= MAX_ROUTES) return
-      this.#recent.set(route, (names = new Map()))
+      this.#recent.set(route, (names = new Map<string, number>()))
     }
     const now = this.#now()
     for (const n of includes) {

@@ -113,11 +113,11 @@ export const WRITE_ANSWER_LIMIT = 1024 * 1024
  */
 export async function settleWrite(
   cache: { afterWrite(method: string, rawPath: string, body: Buffer | undefined): Promise<number> },
-  o: { method: string; rawPath: string; contentType: unknown; stream: Readable; log: { warn(obj: object, msg: string): void } },
+  o: { method: string; rawPath: string; contentType: string | number | string[] | undefined; stream: Readable; log: { warn(obj: object, msg: string): void } },
 ): Promise<{ evicted: number; out: Readable | Buffer }> {
   let body: Buffer | undefined
   let out: Readable | Buffer = o.stream
-  if (/\bjson\b/i.test(String(o.contentType ?? ''))) {
+  if (/\bjson\b/i.test([o.contentType ?? ''].flat().join(','))) {
     const chunks: Buffer[] = []
     let size = 0
     const it = o.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>

@@ -170,11 +170,12 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
           // the first tier is evicted at once; the answer waits for the Redis tier in distributed
           // mode, so that a read after the write never finds the old entry there. A JSON answer is
           // read first: it may refresh the written resource's entry (resource-aware: write refresh)
-          void settleWrite(cache, { method: request.method, rawPath: request.api.rawPath, contentType: reply.getHeader('content-type'), stream: stream as Readable, log: request.log }).then(
+          settleWrite(cache, { method: request.method, rawPath: request.api.rawPath, contentType: reply.getHeader('content-type'), stream: stream as Readable, log: request.log }).then(
             ({ evicted, out }) => {
               if (evicted) request.log.debug({ evicted }, 'evicted after write')
               reply.send(out)
             },
+            (err: unknown) => reply.send(err),
           )
         },
         onError: (reply, { error }) => {
