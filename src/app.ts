@@ -12,6 +12,7 @@ import { Distributed } from './redis/distributed.js'
 import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics, resourceOf } from './metrics.js'
+import { openPersistence } from './persistence.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerBrowserGuard } from './routes/browser-guard.js'
 import { registerOpsRoutes } from './routes/ops.js'
@@ -118,6 +119,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ? new Distributed({ url: config.redisUrl, prefix: 'jpp', budgetId: `${config.rateLimit}-${config.rateWindowMs}-${config.maxConcurrent}`, limit: config.rateLimit, windowMs: config.rateWindowMs, maxConcurrent: config.maxConcurrent, log: app.log })
     : undefined
   if (distributed) await Promise.race([once(distributed.redis, 'ready'), new Promise((r) => setTimeout(r, 2000).unref())])
+  // CACHE_DIR: the spent budget and the entries of the last process
+  const persistence = openPersistence({ config, token: o.token, log: app.log, now })
 
   const upstream = new Upstream({
     apiUrl: config.apiUrl,
@@ -137,6 +140,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         up: () => distributed.up(),
         fallbackLimit: Math.max(1, Math.floor(config.rateLimit * OUTAGE_SHARE)),
       },
+      persist: persistence?.budget,
     },
   })
   const cache = new HttpCache({
@@ -152,6 +156,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     lockMs: config.queueTimeoutMs + config.upstreamTimeoutMs,
   })
   distributed?.onInvalidation((inv) => cache.applyRemote(inv))
+  persistence?.start(cache, upstream.throttle)
   const metrics = createMetrics(cache, upstream, config.rateLimit)
   const state: ProxyState = { ready: true, closing: false, startedAt: Date.now(), requests: 0 }
   app.decorate('upstream', upstream)
@@ -276,6 +281,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     clearInterval(expiryCheck)
     await upstream.close()
     await distributed?.close()
+    persistence?.close()
   })
   return app
 }
