@@ -12,7 +12,7 @@ import { Distributed } from './redis/distributed.js'
 import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics, resourceOf } from './metrics.js'
-import { openPersistence } from './persistence.js'
+import { openPersistence, type Persistence } from './persistence.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerBrowserGuard } from './routes/browser-guard.js'
 import { registerOpsRoutes } from './routes/ops.js'
@@ -71,6 +71,8 @@ declare module 'fastify' {
     upstream: Upstream
     cache: HttpCache
     distributed: Distributed | undefined
+    /** CACHE_DIR in use; undefined: memory only */
+    persistence: Persistence | undefined
     proxyState: ProxyState
   }
 }
@@ -162,6 +164,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.decorate('upstream', upstream)
   app.decorate('cache', cache)
   app.decorate('distributed', distributed)
+  app.decorate('persistence', persistence)
   app.decorate('proxyState', state)
   app.decorateRequest('clientName', '')
 

@@ -14,7 +14,7 @@
 // asked for (a write's eviction, a purge) is written at once, synchronously, before the answer: an
 // evicted entry never comes back after a kill. A write error (full disk) removes the file, so that
 // what is on disk is never behind an eviction, and the tier retries with a full rewrite later.
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writev, writevSync } from 'node:fs'
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, read, readSync, renameSync, unlinkSync, write, writeSync, writev, writevSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
 import type { CacheDir, Binding } from '../cache-dir.js'
@@ -23,6 +23,8 @@ import { internHeaders, type CacheStore, type Entry, type StoreObserver } from '
 import type { FastifyBaseLogger } from 'fastify'
 
 const writevAsync = promisify(writev)
+const readAsync = promisify(read)
+const writeAsync = promisify(write)
 
 const FILE = 'cache.log'
 const MAGIC = Buffer.from('JPPCACHE')
@@ -45,6 +47,8 @@ export interface DiskCacheOptions {
 
 interface Live {
   e: Entry
+  /** where its record starts in the file */
+  off: number
   len: number
   crc: number
 }
@@ -88,17 +92,12 @@ function record(type: number, parts: Buffer[]): { bufs: Buffer[]; len: number; c
 }
 
 /** An entry's record: every field but the body as JSON (so new fields persist as they are), then the body. */
-function encodeEntry(e: Entry, knownCrc?: number): { bufs: Buffer[]; len: number; crc: number } {
+function encodeEntry(e: Entry): { bufs: Buffer[]; len: number; crc: number } {
   const { body, ...meta } = e
   const m = Buffer.from(JSON.stringify(meta))
   const ml = Buffer.allocUnsafe(4)
   ml.writeUInt32LE(m.length, 0)
-  if (knownCrc === undefined) return record(T_ENTRY, [ml, m, body])
-  const head = Buffer.allocUnsafe(REC)
-  head.writeUInt32LE(4 + m.length + body.length, 0)
-  head.writeUInt32LE(knownCrc, 4)
-  head[8] = T_ENTRY
-  return { bufs: [head, ml, m, body], len: REC + 4 + m.length + body.length, crc: knownCrc }
+  return record(T_ENTRY, [ml, m, body])
 }
 
 /** Buffers inside an entry's other fields come back as Buffers. */
@@ -112,7 +111,8 @@ function revive(_k: string, v: unknown): unknown {
 function decodeEntry(p: Buffer): Entry {
   const ml = p.readUInt32LE(0)
   if (4 + ml > p.length) throw new Error('bad entry record')
-  const meta = JSON.parse(p.toString('utf8', 4, 4 + ml), revive) as Omit<Entry, 'body'>
+  const text = p.toString('utf8', 4, 4 + ml)
+  const meta = (text.includes('"type":"Buffer"') ? JSON.parse(text, revive) : JSON.parse(text)) as Omit<Entry, 'body'>
   if (
     typeof meta.key !== 'string' || typeof meta.path !== 'string' || typeof meta.storedAt !== 'number' ||
     typeof meta.ttlMs !== 'number' || typeof meta.staleMs !== 'number' || typeof meta.size !== 'number' ||
@@ -193,6 +193,7 @@ export class DiskCache implements StoreObserver {
   #syncing = false
   #syncAgain = false
   #closeAfterSync: number[] = []
+  #retired: number[] = []
   #compacting = false
   /** records appended while a compaction runs, for the new file */
   #tail: Encoded[] | undefined
@@ -289,7 +290,7 @@ export class DiskCache implements StoreObserver {
       if (type === T_ENTRY) {
         const e = decodeEntry(p)
         entries.delete(e.key) // the last record of a key is its most recent use
-        entries.set(e.key, { e, len: REC + len, crc })
+        entries.set(e.key, { e, off: at, len: REC + len, crc })
       } else if (type === T_DELETE) {
         const key = p.toString('utf8')
         entries.delete(key)
@@ -307,7 +308,7 @@ export class DiskCache implements StoreObserver {
 
   #create(): void {
     try {
-      const fd = openSync(this.#file, 'w', 0o600)
+      const fd = openSync(this.#file, 'w+', 0o600)
       const h = header(this.#o.dir.newBinding())
       writevSync(fd, [h], 0)
       fsyncSync(fd)
@@ -351,7 +352,7 @@ export class DiskCache implements StoreObserver {
     for (const op of ops) {
       if ('e' in op) {
         const r = encodeEntry(op.e)
-        encoded.push({ bufs: r.bufs, len: r.len, key: op.e.key, live: { e: op.e, len: r.len, crc: r.crc } })
+        encoded.push({ bufs: r.bufs, len: r.len, key: op.e.key, live: { e: op.e, off: 0, len: r.len, crc: r.crc } })
       } else {
         const r = record(T_DELETE, [Buffer.from(op.del)])
         encoded.push({ bufs: r.bufs, len: r.len, key: op.del })
@@ -383,6 +384,11 @@ export class DiskCache implements StoreObserver {
     } catch (err) {
       this.#fail(err)
       return
+    }
+    let off = this.#end
+    for (const x of encoded) {
+      if (x.live) x.live.off = off
+      off += x.len
     }
     this.#end += total
     this.stats.writes++
@@ -466,8 +472,10 @@ export class DiskCache implements StoreObserver {
     this.#liveBytes = 0
   }
 
+  /** closes a file descriptor once no fdatasync or compaction reads it any more */
   #closeFd(fd: number): void {
-    if (this.#syncing) this.#closeAfterSync.push(fd)
+    if (this.#compacting) this.#retired.push(fd)
+    else if (this.#syncing) this.#closeAfterSync.push(fd)
     else closeSync(fd)
   }
 
@@ -481,8 +489,9 @@ export class DiskCache implements StoreObserver {
   }
 
   /**
-   * Rewrites the log with the live entries only: a temporary file written in 1 MiB steps (the event
-   * loop runs between them), the records appended meanwhile, fdatasync, then rename over the log.
+   * Rewrites the log with the live records only: copied byte for byte from the old file to a
+   * temporary one in 1 MiB steps by the thread pool (no encoding, the event loop stays free), then
+   * the records appended meanwhile, fdatasync, and a rename over the log.
    */
   async compact(): Promise<void> {
     if (this.#compacting || this.#closed) return
@@ -490,50 +499,65 @@ export class DiskCache implements StoreObserver {
     const tmp = `${this.#file}.tmp`
     let fd: number | undefined
     try {
-      fd = openSync(tmp, 'w', 0o600)
+      fd = openSync(tmp, 'w+', 0o600) // read by the next compaction
+      this.flush() // before the tail starts: these are in the old file, copied below
       this.#tail = []
-      const snapshot = [...this.#o.store.oldestFirst()]
+      const from = this.#failed ? undefined : this.#fd
+      const t = this.#o.now()
+      const keep = from === undefined ? [] : [...this.#live.values()].filter((l) => this.#o.store.peek(l.e.key) === l.e && t < l.e.storedAt + l.e.ttlMs + l.e.staleMs)
+      keep.sort((a, b) => a.off - b.off)
       const live = new Map<string, Live>()
-      let pos = 0
-      let batch: Buffer[] = [header(this.#o.dir.newBinding())]
-      let batchBytes = HEADER
-      const write = async () => {
-        await writevAsync(fd!, batch, pos)
-        pos += batchBytes
-        batch = []
-        batchBytes = 0
-      }
-      for (const e of snapshot) {
+      await writeAsync(fd, header(this.#o.dir.newBinding()), 0, HEADER, 0)
+      let pos = HEADER
+      let buf = Buffer.allocUnsafe(1 << 20)
+      // runs of records that follow each other in the old file, at most 1 MiB (or one record) each
+      for (let i = 0; i < keep.length; ) {
         if (this.#closed) throw new Error('closing')
-        if (this.#o.store.peek(e.key) !== e) continue
-        const known = this.#live.get(e.key)
-        const r = encodeEntry(e, known?.e === e ? known.crc : undefined)
-        batch.push(...r.bufs)
-        batchBytes += r.len
-        live.set(e.key, { e, len: r.len, crc: r.crc })
-        if (batchBytes >= 1 << 20) await write()
+        const first = keep[i]!
+        let end = first.off + first.len
+        let j = i + 1
+        while (j < keep.length && keep[j]!.off === end && end + keep[j]!.len - first.off <= buf.length) end += keep[j++]!.len
+        const n = end - first.off
+        if (n > buf.length) buf = Buffer.allocUnsafe(n)
+        const got = await readAsync(from!, buf, 0, n, first.off)
+        if (got.bytesRead !== n) throw new Error('the cache file changed under the compaction')
+        const put = await writeAsync(fd, buf, 0, n, pos)
+        if (put.bytesWritten !== n) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
+        for (let k = i; k < j; k++) {
+          const l = keep[k]!
+          live.set(l.e.key, { ...l, off: pos + (l.off - first.off) })
+        }
+        pos += n
+        i = j
+      }
+      // entries of the store that are not on disk yet (a failed file) go in as new records
+      if (from === undefined) {
+        for (const e of this.#o.store.oldestFirst()) {
+          const r = encodeEntry(e)
+          await writevAsync(fd, r.bufs, pos)
+          live.set(e.key, { e, off: pos, len: r.len, crc: r.crc })
+          pos += r.len
+        }
       }
       for (const [k, n] of this.#readsDelta) this.#reads.set(k, (this.#reads.get(k) ?? 0) + n)
       this.#readsDelta.clear()
       const counts = [...this.#reads].filter(([k]) => live.has(k))
       if (counts.length) {
         const r = record(T_READS, [Buffer.from(JSON.stringify(counts))])
-        batch.push(...r.bufs)
-        batchBytes += r.len
+        await writevAsync(fd, r.bufs, pos)
+        pos += r.len
       }
-      if (batch.length) await write()
       await new Promise<void>((resolve, reject) => fdatasync(fd!, (err) => (err ? reject(err) : resolve())))
       if (this.#closed) throw new Error('closing')
       // from here to the rename, synchronous: nothing is appended in between
       this.flush()
       const tail = this.#tail
       this.#tail = undefined
-      const bufs = tail.flatMap((x) => x.bufs)
-      for (let i = 0; i < bufs.length; i += 512) {
-        const chunk = bufs.slice(i, i + 512)
-        pos += writevSync(fd, chunk, pos)
+      for (const x of tail) {
+        for (const b of x.bufs) pos += writeSync(fd, b, 0, b.length, pos)
+        if (x.live) x.live.off = pos - x.len
+        this.#account(live, x)
       }
-      for (const x of tail) this.#account(live, x)
       renameSync(tmp, this.#file)
       try {
         const dfd = openSync(this.#o.dir.path, 'r')
@@ -542,9 +566,11 @@ export class DiskCache implements StoreObserver {
       } catch {
         // some filesystems cannot fsync a directory
       }
-      if (this.#fd !== undefined) this.#closeFd(this.#fd)
+      const old = this.#fd
       this.#fd = fd
       fd = undefined
+      this.#compacting = false
+      if (old !== undefined) this.#closeFd(old)
       this.#end = pos
       this.#live = live
       this.#liveBytes = 0
@@ -563,9 +589,11 @@ export class DiskCache implements StoreObserver {
           // never created
         }
       }
+      this.#compacting = false
       if (!this.#closed && !this.#failed) this.#fail(err)
     } finally {
       this.#compacting = false
+      for (const old of this.#retired.splice(0)) this.#closeFd(old)
     }
   }
 

@@ -96,6 +96,7 @@ describe('warm start', () => {
       }
       await sleep(1200)
       await until(() => statSync(join(dir, 'cache.log')).size < 400_000, 5000)
+      expect(p.logs.filter((l) => l.includes('"level":40'))).toEqual([])
       expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
     } finally {
       await p.close()
