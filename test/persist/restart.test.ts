@@ -78,6 +78,7 @@ describe('a restart (real process, CACHE_DIR)', () => {
         await sleep(100)
         await p.stop(signal)
         p = await startChild(env)
+        const restartedAt = Date.now()
         try {
           const rs = await Promise.all([6, 7, 8, 9, 10].map((i) => get(p.url, `/jobs/${i}`)))
           expect(rs.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
@@ -87,7 +88,8 @@ describe('a restart (real process, CACHE_DIR)', () => {
           // the sliding window: the k-th new call no earlier than one window after the k-th old answer
           const old = [...firstAnswers].sort((a, b) => a - b)
           for (let k = 0; k < 5; k++) expect(later[k]! - old[k]!).toBeGreaterThanOrEqual(window - 50)
-          expect(p.logs.some((l) => l.includes('budget restored from CACHE_DIR'))).toBe(true)
+          // (a machine so busy that the restart took longer than the window has nothing left to restore)
+          if (restartedAt < Math.max(...old) + window - 200) expect(p.logs.some((l) => l.includes('budget restored from CACHE_DIR'))).toBe(true)
         } finally {
           await p.stop()
         }
