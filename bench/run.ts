@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { DEMO_TOKEN } from '../src/simulator/app.js'
 import { barChart, lineChart } from './charts.js'
 import { hasNginx, startNginx } from './nginx.js'
+import { persistBench } from './persist.js'
 import { freePort, goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
 
 const quick = process.argv.includes('--quick')
@@ -592,6 +593,7 @@ const scenarios: Array<[string, () => Promise<void>]> = [
   ['redis', distributed],
   ['workload', realistic],
   ['scaling', scaling],
+  ['persist', async () => void sections.push(await persistBench(quick))],
 ]
 for (const [name, fn] of scenarios) {
   if (!wanted(name)) continue

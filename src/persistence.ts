@@ -43,7 +43,7 @@ export function openPersistence(o: { config: Readonly<Config>; token: Secret; lo
       disk = new DiskCache({ dir, store: cache.store, maxBytes: config.cacheMaxBytes, now: o.now, log })
       const report = disk.load()
       log.info(
-        { cacheDir: dir.path, entries: report.entries, bytes: report.bytes, stale: report.stale.length, ms: Math.round(report.ms) },
+        { cacheDir: dir.path, entries: report.entries, bytes: report.bytes, stale: report.stale.length, ms: Math.round(report.ms), cpuMs: Math.round(report.cpuMs) },
         'cache loaded from CACHE_DIR',
       )
       dir.onLost = () => {

@@ -52,6 +52,8 @@ export interface StoreObserver {
   set(e: Entry): void
   /** `explicit`: a delete or eviction asked for (a write, a purge), not one of size or age */
   deleted(key: string, explicit: boolean): void
+  /** the end of an explicit delete, evict or clear: make it durable before anyone is answered */
+  sync(): void
   /** an entry was read (its key's request count, for the warm start's order) */
   read(key: string): void
 }
@@ -135,6 +137,7 @@ export class CacheStore {
 
   delete(key: string): void {
     this.#lru.delete(key)
+    this.observer?.sync()
   }
 
   /** Removes every entry whose path passes the filter; returns how many went. */
@@ -149,6 +152,7 @@ export class CacheStore {
         n++
       }
     }
+    if (n) this.observer?.sync()
     return n
   }
 
@@ -156,6 +160,7 @@ export class CacheStore {
     const n = this.#lru.size
     this.#lru.clear()
     this.#byPath.clear()
+    this.observer?.sync()
     return n
   }
 }
