@@ -20,7 +20,9 @@ describe('a restart (real process, CACHE_DIR)', () => {
     let p = await startChild(env)
     const paths = ['/jobs/11', '/jobs/12', '/customers?limit=2', '/jobs?limit=3&includes[]=customer']
     for (const path of paths) expect((await get(p.url, path)).cache).toBe('MISS')
-    const before = Object.fromEntries(await Promise.all(paths.map(async (path) => [path, (await get(p.url, path)).body])))
+    // (pagination links point at the proxy the client used: its port changes with the restart)
+    const body = (base: string, text: string) => text.replaceAll(new URL(base).host, 'PROXY')
+    const before = Object.fromEntries(await Promise.all(paths.map(async (path) => [path, body(p.url, (await get(p.url, path)).body)])))
     await sleep(2100)
     const w = await fetch(`${p.url}/api/v3/jobs/12`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"name":"renamed"}' })
     expect(w.status).toBe(200)
@@ -34,7 +36,7 @@ describe('a restart (real process, CACHE_DIR)', () => {
         const r = await get(p.url, path)
         expect(r.cache, path).toBe('HIT')
         expect(r.age, path).toBeGreaterThanOrEqual(2)
-        expect(r.body).toBe(before[path])
+        expect(body(p.url, r.body)).toBe(before[path])
       }
       expect(sim.calls.length).toBe(calls) // no upstream call for those
       expect((await get(p.url, '/jobs/12')).cache).toBe('MISS')
