@@ -99,11 +99,14 @@ function record(type: number, parts: Buffer[]): { bufs: Buffer[]; len: number; c
 
 /** An entry's record: every field but the body as JSON (so new fields persist as they are), then the body. */
 function encodeEntry(e: Entry): { bufs: Buffer[]; len: number; crc: number } {
-  const { body, ...meta } = e
+  const { body, headers, ...meta } = e
   const m = Buffer.from(JSON.stringify(meta))
-  const ml = Buffer.allocUnsafe(4)
-  ml.writeUInt32LE(m.length, 0)
-  return record(T_ENTRY, [ml, m, body])
+  // the headers apart: most entries share a few header sets, which a load then parses once each
+  const h = Buffer.from(JSON.stringify(headers))
+  const lens = Buffer.allocUnsafe(8)
+  lens.writeUInt32LE(m.length, 0)
+  lens.writeUInt32LE(h.length, 4)
+  return record(T_ENTRY, [lens, m, h, body])
 }
 
 /** Buffers inside an entry's other fields come back as Buffers. */
@@ -114,22 +117,32 @@ function revive(_k: string, v: unknown): unknown {
   return v
 }
 
-function decodeEntry(p: Buffer): Entry {
+function decodeEntry(p: Buffer, headerSets: Map<string, Entry['headers']>): Entry {
   const ml = p.readUInt32LE(0)
-  if (4 + ml > p.length) throw new Error('bad entry record')
-  const text = p.toString('utf8', 4, 4 + ml)
-  const meta = (text.includes('"type":"Buffer"') ? JSON.parse(text, revive) : JSON.parse(text)) as Omit<Entry, 'body'>
+  const hl = p.readUInt32LE(4)
+  if (8 + ml + hl > p.length) throw new Error('bad entry record')
+  const text = p.toString('utf8', 8, 8 + ml)
+  const meta = (text.includes('"type":"Buffer"') ? JSON.parse(text, revive) : JSON.parse(text)) as Omit<Entry, 'body' | 'headers'>
+  const headersText = p.toString('utf8', 8 + ml, 8 + ml + hl)
+  let headers = headerSets.get(headersText)
+  if (!headers) {
+    const parsed = JSON.parse(headersText) as unknown
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('bad entry headers')
+    headers = internHeaders(parsed as Entry['headers'])
+    if (headerSets.size < 1000) headerSets.set(headersText, headers)
+  }
   if (
     typeof meta.key !== 'string' || typeof meta.path !== 'string' || typeof meta.storedAt !== 'number' ||
     typeof meta.ttlMs !== 'number' || typeof meta.staleMs !== 'number' || typeof meta.size !== 'number' ||
-    !Array.isArray(meta.includes) || typeof meta.headers !== 'object' || meta.headers === null
+    !Array.isArray(meta.includes)
   ) {
     throw new Error('bad entry fields')
   }
   // an exact-size copy: the read buffer is reused
-  const body = Buffer.allocUnsafeSlow(p.length - 4 - ml)
-  p.copy(body, 0, 4 + ml)
-  return { ...meta, headers: internHeaders(meta.headers), body } as Entry
+  const start = 8 + ml + hl
+  const body = Buffer.allocUnsafeSlow(p.length - start)
+  p.copy(body, 0, start)
+  return { ...meta, headers, body } as Entry
 }
 
 /** Sequential reads of a file in 4 MiB chunks; take(n) returns a view valid until the next take. */
@@ -285,6 +298,7 @@ export class DiskCache implements StoreObserver {
     if (!this.#o.dir.matches({ salt: Buffer.from(h.subarray(12, 28)), hash: Buffer.from(h.subarray(28, 60)) })) {
       throw new Unusable('foreign', 'written for another JOBPROGRESS_API_URL or token')
     }
+    const headerSets = new Map<string, Entry['headers']>()
     while (r.offset < size) {
       const at = r.offset
       const rh = r.take(REC)
@@ -297,7 +311,7 @@ export class DiskCache implements StoreObserver {
       const p = r.take(len)!
       if (crc32(p, TYPE_CRC[type] ?? crc32(Buffer.of(type))) !== crc) throw new Unusable('corrupt', `a record with a bad checksum at byte ${at}`)
       if (type === T_ENTRY) {
-        const e = decodeEntry(p)
+        const e = decodeEntry(p, headerSets)
         entries.delete(e.key) // the last record of a key is its most recent use
         entries.set(e.key, { e, off: at, len: REC + len, crc })
       } else if (type === T_DELETE) {
