@@ -33,6 +33,9 @@ async function fill(url: string): Promise<{ entries: number; bytes: number; body
   return { entries: s.cache.entries, bytes: s.cache.bytes, bodyBytes }
 }
 
+/** the figures a start's log line gave (a line not read yet gives none) */
+const known = (xs: number[]) => xs.filter((x) => Number.isFinite(x))
+
 const dirBytes = (dir: string) => readdirSync(dir).reduce((a, f) => a + statSync(join(dir, f)).size, 0)
 
 /** node dist/server.js on `dir`: ms from spawn to /healthz answering, and to a first HIT. */
@@ -186,8 +189,8 @@ ${table(['start-up (spawn to serving)', 'p50 ms', 'worst ms'], [
     ['with the full 64 MiB cache on disk: /healthz answers', serving, Math.max(...starts.map((s) => s.serving))],
     ['... and the first request is a HIT', percentile(starts.map((s) => s.hit), 50), Math.max(...starts.map((s) => s.hit))],
     ['... the process\'s CPU time up to that first HIT (node start included)', percentile(starts.map((s) => s.cpuToHit), 50), Math.max(...starts.map((s) => s.cpuToHit))],
-    ['... of which reading the log into memory', percentile(starts.map((s) => s.loadMs), 50), Math.max(...starts.map((s) => s.loadMs))],
-    ['... that reading, in CPU time (what an idle machine would take)', percentile(starts.map((s) => s.cpuMs), 50), Math.max(...starts.map((s) => s.cpuMs))],
+    ['... of which reading the log into memory', percentile(known(starts.map((s) => s.loadMs)), 50), Math.max(...known(starts.map((s) => s.loadMs)))],
+    ['... that reading, in CPU time (what an idle machine would take)', percentile(known(starts.map((s) => s.cpuMs)), 50), Math.max(...known(starts.map((s) => s.cpuMs)))],
     ['memory-only (CACHE_DIR empty), for reference', percentile(memOnly, 50), Math.max(...memOnly)],
     ['memory-only, CPU time up to its first answer', percentile(memOnlyCpu, 50), Math.max(...memOnlyCpu)],
     ...(priority.length ? [['with the full cache, at high CPU priority (nice -15): first HIT', percentile(priority.map((s) => s.hit), 50), Math.max(...priority.map((s) => s.hit))]] : []),
@@ -201,7 +204,7 @@ ${table(['hit path (autocannon, 50 connections, in-process proxy)', 'req/s', 'p5
     ['the same cache, disk tier detached', avg(mem, (x) => x.rps), avg(mem, (x) => x.p50), Math.max(...mem.map((x) => x.p99)), percentile(delays.detached!, 50)],
   ])}
 
-- while compacting: **${(drop * 100).toFixed(1)}%** fewer hits per second (${rounds} alternating rounds of ${seconds} s; ${compactMs.length} compactions, p50 ${percentile(compactMs, 50).toFixed(0)} ms each). A compaction copies 1 MiB steps in the thread pool, 10 ms apart, the event loop free between them; in normal running it happens once dead records pass a quarter of CACHE_MAX_BYTES, minutes apart at the budget's fill rate.
+- while compacting: **${(drop * 100).toFixed(1)}%** fewer hits per second (${rounds} alternating rounds of ${seconds} s; ${compactMs.length} compactions, p50 ${percentile(compactMs, 50).toFixed(0)} ms each). A compaction copies 1 MiB steps in the thread pool, 20 ms apart, the event loop free between them; in normal running it happens once dead records pass a quarter of CACHE_MAX_BYTES, minutes apart at the budget's fill rate.
 - disk: **${(onDisk / filled.bytes).toFixed(3)}** bytes on disk per byte of cache (as CACHE_MAX_BYTES counts it) after the fill, ${(afterCompaction / cacheBytes).toFixed(3)} after a compaction; **${(afterCompaction / bodyBytes).toFixed(3)}** per body byte (the rest: each entry's headers, key and fields as JSON, 13 bytes of framing).
 `
 }
