@@ -14,6 +14,7 @@ FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    CACHE_DIR=/var/lib/jobprogress-proxy \
     # glibc: fewer arenas, big buffers via mmap, returned on free (see the README's memory notes)
     MALLOC_ARENA_MAX=2 \
     MALLOC_MMAP_THRESHOLD_=32768
@@ -21,6 +22,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# the cache and the spent budget survive restarts here (README, Restarts and deploys); owned by node,
+# 0700, so that a named volume mounted on it starts with the same owner and mode
+RUN mkdir -p /var/lib/jobprogress-proxy && chown node:node /var/lib/jobprogress-proxy && chmod 700 /var/lib/jobprogress-proxy
+VOLUME /var/lib/jobprogress-proxy
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

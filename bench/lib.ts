@@ -26,7 +26,7 @@ export async function startSim(o: SimulatorOptions = {}): Promise<Simulator> {
 }
 
 export async function startProxy(simUrl: string, env: Record<string, string> = {}): Promise<Proxy> {
-  const loaded = loadConfig({ JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, ...env })
+  const loaded = loadConfig({ JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, CACHE_DIR: '', ...env })
   const app = await buildApp({ ...loaded, logger: pino({ level: 'silent' }) })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as { port: number }).port
@@ -107,7 +107,7 @@ export async function startProxyProcess(simUrl: string, env: Record<string, stri
   const child = await childProcess(
     process.execPath,
     ['-e', `console.log('http://127.0.0.1:${port}'); import('./dist/server.js').then((m) => m.main())`],
-    { JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    { JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: String(port), LOG_LEVEL: 'warn', CACHE_DIR: '', ...env },
     /(http:\/\/[\d.:]+)/,
   )
   for (let i = 0; i < 200; i++) {

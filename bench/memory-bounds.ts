@@ -48,7 +48,7 @@ function upstream(): Promise<{ server: Server; url: string }> {
 }
 
 async function proxy(apiUrl: string, env: Record<string, string> = {}) {
-  const loaded = loadConfig({ JOBPROGRESS_TOKEN: TOKEN, JOBPROGRESS_API_URL: apiUrl, ...env })
+  const loaded = loadConfig({ JOBPROGRESS_TOKEN: TOKEN, JOBPROGRESS_API_URL: apiUrl, CACHE_DIR: '', ...env })
   const app = await buildApp({ ...loaded, logger: pino({ level: 'silent' }) })
   await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` }

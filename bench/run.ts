@@ -9,6 +9,7 @@ import { hasRedis, startRedis } from '../test/redis-server.js'
 import { barChart, lineChart } from './charts.js'
 import { hasNginx, startNginx } from './nginx.js'
 import { CONFIGS, RATE, runResource, SCALE, type ResourceRun } from './resource.js'
+import { persistBench } from './persist.js'
 import { goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
 
 const quick = process.argv.includes('--quick')
@@ -618,6 +619,7 @@ const scenarios: Array<[string, () => Promise<void>]> = [
   ['workload', realistic],
   ['scaling', scaling],
   ['resource', resourceAware],
+  ['persist', async () => void sections.push(await persistBench(quick))],
 ]
 for (const [name, fn] of scenarios) {
   if (!wanted(name)) continue

@@ -12,6 +12,7 @@ import { Distributed } from './redis/distributed.js'
 import { trackSockets } from './idle-sockets.js'
 import { loggerOptions } from './log.js'
 import { createMetrics, resourceOf } from './metrics.js'
+import { openPersistence, type Persistence } from './persistence.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerBrowserGuard } from './routes/browser-guard.js'
 import { registerOpsRoutes } from './routes/ops.js'
@@ -71,6 +72,8 @@ declare module 'fastify' {
     upstream: Upstream
     cache: HttpCache
     distributed: Distributed | undefined
+    /** CACHE_DIR in use; undefined: memory only */
+    persistence: Persistence | undefined
     proxyState: ProxyState
   }
 }
@@ -98,6 +101,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ? new Distributed({ url: config.redisUrl, prefix: 'jpp', budgetId: `${config.rateLimit}-${config.rateWindowMs}-${config.maxConcurrent}`, limit: config.rateLimit, windowMs: config.rateWindowMs, maxConcurrent: config.maxConcurrent, log: app.log })
     : undefined
   if (distributed) await Promise.race([once(distributed.redis, 'ready'), new Promise((r) => setTimeout(r, 2000).unref())])
+  // CACHE_DIR: the spent budget and the entries of the last process
+  const persistence = openPersistence({ config, token: o.token, log: app.log, now })
 
   const upstream = new Upstream({
     apiUrl: config.apiUrl,
@@ -117,6 +122,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         up: () => distributed.up(),
         fallbackLimit: Math.max(1, Math.floor(config.rateLimit * OUTAGE_SHARE)),
       },
+      persist: persistence?.budget,
     },
   })
   const cache = new HttpCache({
@@ -132,11 +138,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     lockMs: config.queueTimeoutMs + config.upstreamTimeoutMs,
   })
   distributed?.onInvalidation((inv) => cache.applyRemote(inv))
+  persistence?.start(cache, upstream.throttle)
   const metrics = createMetrics(cache, upstream, config.rateLimit)
   const state: ProxyState = { ready: true, closing: false, startedAt: Date.now(), requests: 0 }
   app.decorate('upstream', upstream)
   app.decorate('cache', cache)
   app.decorate('distributed', distributed)
+  app.decorate('persistence', persistence)
   app.decorate('proxyState', state)
   app.decorateRequest('clientName', '')
 
@@ -225,6 +233,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     clearInterval(expiryCheck)
     await upstream.close()
     await distributed?.close()
+    persistence?.close()
   })
   return app
 }

@@ -21,6 +21,7 @@ const SETTINGS: Array<[string, string]> = [
   ['CACHE_STALE_SECONDS', 'how long after that it may be served stale'],
   ['CACHE_MAX_BYTES', "bound on the cache's size, bodies and headers"],
   ['CACHE_RULES', 'per-path TTLs and eviction links, e.g. /workflow/stages=3600,/jobs/notes/*>/jobs/*/notes'],
+  ['CACHE_DIR', 'where the cache and the spent budget survive restarts; empty: memory only'],
   ['UPSTREAM_RATE_LIMIT', 'upstream calls allowed per window'],
   ['UPSTREAM_RATE_WINDOW_MS', 'the window of that limit'],
   ['UPSTREAM_MAX_CONCURRENT', 'upstream calls in flight at once'],

@@ -1,6 +1,7 @@
 // The environment, read once: every variable of docs/contract.md (and the few this project adds) parsed and
 // validated into one frozen, typed object. Nothing else in the proxy reads process.env.
 import { closeSync, openSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { z } from 'zod'
 import { parseCacheRules, type CacheRules } from './cache/rules.js'
 import { parseBudgetShares } from './upstream/accounting.js'
@@ -49,6 +50,8 @@ export interface Config {
   cacheStaleSeconds: number
   cacheMaxBytes: number
   cacheRules: CacheRules
+  /** CACHE_DIR, absolute; undefined: memory only */
+  cacheDir: string | undefined
   rateLimit: number
   rateWindowMs: number
   maxConcurrent: number
@@ -126,6 +129,7 @@ export const DEFAULTS = {
   CACHE_TTL_SECONDS: '60',
   CACHE_STALE_SECONDS: '600',
   CACHE_MAX_BYTES: '67108864',
+  CACHE_DIR: '.jobprogress-proxy',
   UPSTREAM_RATE_LIMIT: '60',
   UPSTREAM_RATE_WINDOW_MS: '60000',
   UPSTREAM_MAX_CONCURRENT: '4',
@@ -153,6 +157,7 @@ const schema = z.object({
   CACHE_STALE_SECONDS: int(0).default(Number(DEFAULTS.CACHE_STALE_SECONDS)),
   CACHE_MAX_BYTES: int(1024).default(Number(DEFAULTS.CACHE_MAX_BYTES)),
   CACHE_RULES: optional,
+  CACHE_DIR: z.string().trim().default(DEFAULTS.CACHE_DIR),
   UPSTREAM_RATE_LIMIT: int(1).default(Number(DEFAULTS.UPSTREAM_RATE_LIMIT)),
   UPSTREAM_RATE_WINDOW_MS: int(1).default(Number(DEFAULTS.UPSTREAM_RATE_WINDOW_MS)),
   UPSTREAM_MAX_CONCURRENT: int(1).default(Number(DEFAULTS.UPSTREAM_MAX_CONCURRENT)),
@@ -259,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     cacheStaleSeconds: e.CACHE_STALE_SECONDS,
     cacheMaxBytes: e.CACHE_MAX_BYTES,
     cacheRules,
+    cacheDir: e.CACHE_DIR ? resolve(e.CACHE_DIR) : undefined,
     rateLimit: e.UPSTREAM_RATE_LIMIT,
     rateWindowMs: e.UPSTREAM_RATE_WINDOW_MS,
     maxConcurrent: e.UPSTREAM_MAX_CONCURRENT,

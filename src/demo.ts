@@ -12,6 +12,8 @@ try {
     JOBPROGRESS_TOKEN: DEMO_TOKEN,
     JOBPROGRESS_TOKEN_FILE: '',
     JOBPROGRESS_API_URL: simUrl,
+    // memory-only unless asked: the simulator's port (part of the files' binding) changes every run
+    CACHE_DIR: process.env.CACHE_DIR ?? '',
   })
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err

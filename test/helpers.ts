@@ -32,7 +32,7 @@ export interface StackOptions {
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const sim = createSimulator(o.sim)
   const simUrl = await sim.listen()
-  const loaded = loadConfig({ JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, ...o.env })
+  const loaded = loadConfig({ JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, CACHE_DIR: '', ...o.env })
   const logs: string[] = []
   const sink = new Writable({
     write(chunk, _enc, cb) {

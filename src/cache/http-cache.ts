@@ -198,6 +198,31 @@ export class HttpCache {
     return this.#fromEntry(entry, 'STALE', `${NAME}; hit; ttl=${ttl}; fwd=stale`)
   }
 
+  /**
+   * Warm start: refreshes a stale entry in the background, as a request for it would (lowest
+   * priority). In distributed mode a fresh entry in the Redis tier is taken instead of calling.
+   * Undefined when there is nothing to do (gone, fresh, or a refresh already runs).
+   */
+  refreshStale(key: string, client: string): Promise<unknown> | undefined {
+    const e = this.store.peek(key)
+    if (!e || this.#fills.get(key)) return undefined
+    const now = this.#o.now()
+    if (now - e.storedAt < e.ttlMs || now >= e.storedAt + e.ttlMs + e.staleMs) return undefined
+    const rawPath = e.path.split('/').map(encodeURIComponent).join('/')
+    const rawQuery = e.key.length > e.path.length ? e.key.slice(e.path.length) : ''
+    const { k, ttlMs } = this.#keyOf(rawPath, rawQuery)
+    if (k.key !== key || ttlMs === 0) return undefined
+    const req: CacheRequest = { rawPath, rawQuery, cacheControl: undefined, client, signal: () => new AbortController().signal }
+    const shared = this.#o.shared
+    if (shared?.up()) {
+      return shared.get(key).then((r) => {
+        if (r && this.#o.now() - r.storedAt < r.ttlMs && this.store.peek(key) === e) this.store.set(r)
+        else if (!this.#fills.get(key)) return this.#refresh(k, req, ttlMs)
+      })
+    }
+    return this.#refresh(k, req, ttlMs)
+  }
+
   /** Any answer: from the store when it can (see lookup), else through one coalesced upstream call. */
   async get(req: CacheRequest): Promise<Served> {
     const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
@@ -379,16 +404,21 @@ export class HttpCache {
     this.resources.noteRequest(k)
     const src = this.resources.isDerived(entry) ? this.resources.sourceOf(entry, k, req.rawPath) : undefined
     if (src) {
-      if (!this.#fills.get(src.k.key)) this.#refresh(src.k, { ...req, rawQuery: src.rawQuery }, ttlMs)
-    } else if (!this.#fills.get(k.key)) this.#refresh(k, req, ttlMs)
+      if (!this.#fills.get(src.k.key)) this.#background(this.#refresh(src.k, { ...req, rawQuery: src.rawQuery }, ttlMs))
+    } else if (!this.#fills.get(k.key)) this.#background(this.#refresh(k, req, ttlMs))
   }
 
-  #refresh(k: CacheKey, req: CacheRequest, ttlMs: number): void {
+  /** A refresh nobody waits for: #refresh has logged its failure already. */
+  #background(p: Promise<unknown>): void {
+    p.catch(() => undefined)
+  }
+
+  #refresh(k: CacheKey, req: CacheRequest, ttlMs: number): Promise<unknown> {
     this.stats.refreshes++
     // the refresh counts for this request's client, after its answer has gone: its own timing
     const fill = this.#fills.start(k, req, ttlMs, 'background')
     fill.waiters++ // nobody waits, yet the refresh must not be cancelled
-    fill.promise.catch((err: unknown) => this.#o.log.warn({ err, path: k.path }, 'background refresh failed; the stale entry stays'))
+    return fill.promise.catch((err: unknown) => this.#o.log.warn({ err, path: k.path }, 'background refresh failed; the stale entry stays'))
   }
 
   /** One upstream GET for a key: through the other replicas' fill when one is running (Redis lock). */

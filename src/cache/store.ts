@@ -42,7 +42,7 @@ export function identityBody(e: Entry): Buffer {
 // Most answers carry the same few headers: entries share one frozen copy of each distinct set.
 const headerSets = new Map<string, Readonly<Record<string, string | string[]>>>()
 
-function internHeaders(headers: Readonly<Record<string, string | string[]>>): Readonly<Record<string, string | string[]>> {
+export function internHeaders(headers: Readonly<Record<string, string | string[]>>): Readonly<Record<string, string | string[]>> {
   const key = JSON.stringify(headers)
   let shared = headerSets.get(key)
   if (!shared) {
@@ -50,6 +50,17 @@ function internHeaders(headers: Readonly<Record<string, string | string[]>>): Re
     headerSets.set(key, (shared = Object.freeze({ ...headers })))
   }
   return shared
+}
+
+/** A tier below memory (the disk, src/cache/persist.ts): told of every change, synchronously. */
+export interface StoreObserver {
+  set(e: Entry): void
+  /** `explicit`: a delete or eviction asked for (a write, a purge), not one of size or age */
+  deleted(key: string, explicit: boolean): void
+  /** the end of an explicit delete, evict or clear: make it durable before anyone is answered */
+  sync(): void
+  /** an entry was read (its key's request count, for the warm start's order) */
+  read(key: string): void
 }
 
 export interface StoreOptions {
@@ -72,6 +83,9 @@ export class CacheStore {
   readonly #lru: LRUCache<string, Entry>
   readonly #byPath = new Map<string, Set<string>>()
   readonly #now: () => number
+  /** the disk tier, once it has loaded */
+  observer: StoreObserver | undefined
+  #quiet = false
 
   constructor(o: StoreOptions) {
     this.#now = o.now
@@ -84,6 +98,7 @@ export class CacheStore {
         const keys = this.#byPath.get(e.path)
         keys?.delete(key)
         if (keys?.size === 0) this.#byPath.delete(e.path)
+        this.observer?.deleted(key, reason === 'delete' && !this.#quiet)
       },
     })
   }
@@ -100,9 +115,12 @@ export class CacheStore {
   get(key: string): Entry | undefined {
     const e = this.#lru.get(key)
     if (e && this.#now() >= e.storedAt + e.ttlMs + e.staleMs) {
+      this.#quiet = true // past its time: not an eviction the disk must hurry to record
       this.#lru.delete(key)
+      this.#quiet = false
       return undefined
     }
+    if (e) this.observer?.read(key)
     return e
   }
 
@@ -114,10 +132,22 @@ export class CacheStore {
     let keys = this.#byPath.get(e.path)
     if (!keys) this.#byPath.set(e.path, (keys = new Set()))
     keys.add(e.key)
+    this.observer?.set(e)
+  }
+
+  /** The entry as it is, whatever its age, without touching its recency. */
+  peek(key: string): Entry | undefined {
+    return this.#lru.peek(key, { allowStale: true })
+  }
+
+  /** Every entry, least recently used first (the disk writes them in this order). */
+  *oldestFirst(): IterableIterator<Entry> {
+    for (const e of this.#lru.rvalues()) if (e) yield e
   }
 
   delete(key: string): void {
     this.#lru.delete(key)
+    this.observer?.sync()
   }
 
   /** Removes every entry whose path passes the filter; returns how many went. */
@@ -133,6 +163,7 @@ export class CacheStore {
         n++
       }
     }
+    if (n) this.observer?.sync()
     return n
   }
 
@@ -140,6 +171,7 @@ export class CacheStore {
     const n = this.#lru.size
     this.#lru.clear()
     this.#byPath.clear()
+    this.observer?.sync()
     return n
   }
 }

@@ -37,6 +37,8 @@ export interface ThrottleOptions {
   shared?: { budget: Budget; up: () => boolean; fallbackLimit: number }
   /** CLIENT_BUDGET_SHARES: percent of `limit` per window, by client (account) name */
   shares?: ReadonlyMap<string, number>
+  /** the local budget kept across restarts (budget-file.ts): slots already spent, and the store wrapper */
+  persist?: { spent: number; wrap: (limiter: Bottleneck, slots: SlotStore) => SlotStore }
 }
 
 /** A limiter and the store its spent slots wait in. */
@@ -101,9 +103,10 @@ export class Throttle {
     fastLocalYield()
     this.#o = o
     this.clients = new ClientWindows({ limit: o.limit, windowMs: o.windowMs, shares: o.shares ?? new Map(), onFree: () => this.#pump() })
-    const limiter = new Bottleneck({ maxConcurrent: o.maxConcurrent, reservoir: o.shared ? o.shared.fallbackLimit : o.limit })
+    const limiter = new Bottleneck({ maxConcurrent: o.maxConcurrent, reservoir: o.shared ? o.shared.fallbackLimit : Math.max(0, o.limit - (o.persist?.spent ?? 0)) })
     limiter.on('error', (err) => o.onError?.(err))
-    this.#local = { name: 'local', limiter, slots: new LocalSlots(limiter, (err) => o.onError?.(err)) }
+    const slots = new LocalSlots(limiter, (err) => o.onError?.(err))
+    this.#local = { name: 'local', limiter, slots: o.persist ? o.persist.wrap(limiter, slots) : slots }
   }
 
   /** The budget in use now: the shared one while Redis is up, else the local one. */

@@ -18,7 +18,7 @@ export interface Replica {
 export async function startReplica(env: Record<string, string>): Promise<Replica> {
   const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, JOBPROGRESS_TOKEN: DEMO_TOKEN, PORT: String(port), LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, CACHE_DIR: '', JOBPROGRESS_TOKEN: DEMO_TOKEN, PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''

@@ -9,7 +9,7 @@ const TSX = join(process.cwd(), 'node_modules/.bin/tsx')
 
 function start(env: Record<string, string>) {
   const r = spawnSync(TSX, ['src/server.ts'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', LOG_LEVEL: 'silent', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, CACHE_DIR: '', PORT: '0', LOG_LEVEL: 'silent', ...env },
     encoding: 'utf8',
     timeout: 15_000,
   })

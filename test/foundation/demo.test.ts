@@ -5,7 +5,7 @@ import { sleep, until } from '../helpers.js'
 describe('npm run demo', () => {
   it('starts the simulator and the proxy, prints both URLs and curl examples, serves, stops on Ctrl-C', async () => {
     const child = spawn('npm', ['run', 'demo'], {
-      env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn' },
+      env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn', CACHE_DIR: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     })

@@ -12,7 +12,7 @@ describe('graceful shutdown', () => {
     const simUrl = await sim.listen()
     sim.inject({ kind: 'delay', path: '/jobs/5', ms: 800 })
     const child = spawn(TSX, ['src/server.ts'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: '0', LOG_LEVEL: 'info' },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, CACHE_DIR: '', JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: '0', LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

@@ -36,7 +36,7 @@ describe('upstream TLS is verified', () => {
   afterAll(() => new Promise((r) => server.close(r)))
 
   it('an untrusted certificate -> 502 UPSTREAM_UNREACHABLE and the token is never sent', async () => {
-    const loaded = loadConfig({ JOBPROGRESS_TOKEN: 'tls-secret-token', JOBPROGRESS_API_URL: url, LOG_LEVEL: 'silent' })
+    const loaded = loadConfig({ JOBPROGRESS_TOKEN: 'tls-secret-token', JOBPROGRESS_API_URL: url, LOG_LEVEL: 'silent', CACHE_DIR: '' })
     const app = await buildApp(loaded)
     try {
       const res = await app.inject({ url: '/api/v3/jobs' })
@@ -50,7 +50,7 @@ describe('upstream TLS is verified', () => {
   })
 
   it('a trusted CA (as NODE_EXTRA_CA_CERTS would give) -> the answer, with the token', async () => {
-    const loaded = loadConfig({ JOBPROGRESS_TOKEN: 'tls-secret-token', JOBPROGRESS_API_URL: url, LOG_LEVEL: 'silent' })
+    const loaded = loadConfig({ JOBPROGRESS_TOKEN: 'tls-secret-token', JOBPROGRESS_API_URL: url, LOG_LEVEL: 'silent', CACHE_DIR: '' })
     const app = await buildApp({ ...loaded, connect: { ca: cert } })
     try {
       const res = await app.inject({ url: '/api/v3/jobs' })

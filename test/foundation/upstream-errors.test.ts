@@ -13,7 +13,7 @@ describe('upstream failures become the SPEC errors', () => {
 
   it('connection refused -> 502 UPSTREAM_UNREACHABLE', async () => {
     const port = await freePort()
-    const loaded = loadConfig({ JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: `http://127.0.0.1:${port}/api/v3`, LOG_LEVEL: 'silent' })
+    const loaded = loadConfig({ JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: `http://127.0.0.1:${port}/api/v3`, LOG_LEVEL: 'silent', CACHE_DIR: '' })
     const app = await buildApp(loaded)
     try {
       const res = await app.inject({ url: '/api/v3/jobs' })

@@ -82,7 +82,7 @@ describe('slow clients (slow-loris)', () => {
     const { buildApp } = await import('../../src/app.js')
     const { loadConfig } = await import('../../src/config.js')
     const app = await buildApp({
-      ...loadConfig({ JOBPROGRESS_TOKEN: 't', JOBPROGRESS_API_URL: 'http://127.0.0.1:9/api/v3', LOG_LEVEL: 'silent' }),
+      ...loadConfig({ JOBPROGRESS_TOKEN: 't', JOBPROGRESS_API_URL: 'http://127.0.0.1:9/api/v3', LOG_LEVEL: 'silent', CACHE_DIR: '' }),
       timeouts: { headersMs: 300, requestMs: 600, checkMs: 100 },
     })
     await app.listen({ host: '127.0.0.1', port: 0 })

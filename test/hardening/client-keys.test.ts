@@ -61,7 +61,7 @@ describe('the start-up warning', () => {
     const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(l) })
     for (const [host, warned] of [['0.0.0.0', true], ['127.0.0.1', false]] as const) {
       lines.length = 0
-      const loaded = loadConfig({ JOBPROGRESS_TOKEN: 't', HOST: host })
+      const loaded = loadConfig({ JOBPROGRESS_TOKEN: 't', HOST: host, CACHE_DIR: '' })
       const app = await buildApp({ ...loaded, logger })
       await app.close()
       expect(lines.some((l) => l.includes('PROXY_API_KEYS is empty')), host).toBe(warned)

@@ -41,7 +41,7 @@ describe('the jobprogress-proxy command', () => {
 
   it('flags override the environment', async () => {
     const child = spawn(TSX, ['src/cli.ts', '--port', '0', '--log-level=info', '--upstream-rate-limit', '7'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, JOBPROGRESS_TOKEN: 't', PORT: '1', LOG_LEVEL: 'silent', UPSTREAM_RATE_LIMIT: '60' },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, CACHE_DIR: '', JOBPROGRESS_TOKEN: 't', PORT: '1', LOG_LEVEL: 'silent', UPSTREAM_RATE_LIMIT: '60' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

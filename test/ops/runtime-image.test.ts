@@ -27,7 +27,7 @@ describe('the runtime image, reproduced without Docker', () => {
     const port = await freePort()
     const child = spawn(process.execPath, ['dist/server.js'], {
       cwd: dir,
-      env: { PATH: process.env.PATH, HOST: '0.0.0.0', PORT: String(port), JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, NODE_ENV: 'production' },
+      env: { PATH: process.env.PATH, CACHE_DIR: '', HOST: '0.0.0.0', PORT: String(port), JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, NODE_ENV: 'production' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

@@ -20,7 +20,7 @@ describe("the token's life", () => {
     writeFileSync(file, oldToken + '\n')
     // one process (node with the tsx loader), so that SIGHUP reaches the server itself
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, JOBPROGRESS_TOKEN_FILE: file, JOBPROGRESS_API_URL: simUrl, PORT: '0' },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, CACHE_DIR: '', JOBPROGRESS_TOKEN_FILE: file, JOBPROGRESS_API_URL: simUrl, PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

@@ -81,7 +81,7 @@ describe('the audit of writes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jpp-audit-'))
     const file = join(dir, 'audit.log')
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: '0', AUDIT_LOG: file },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, CACHE_DIR: '', JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: '0', AUDIT_LOG: file },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
