@@ -87,7 +87,7 @@ async function hitPath(): Promise<void> {
   )
   sections.push(`## Hit path (autocannon, 50 connections, ${rounds} alternating rounds of ${seconds} s)
 
-The proxy runs as \`node dist/server.js\` (LOG_LEVEL=warn), the reference as a bare Fastify route in its
+The proxy runs as \`node ${startFlags().join(' ')} dist/server.js\` (the start script; LOG_LEVEL=warn), the reference as a bare Fastify route in its
 own process; autocannon runs in a third process.
 
 ${table(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'], [
@@ -272,6 +272,7 @@ async function memoryAt(maxMiB: number, fill: boolean): Promise<MemoryRun> {
   await sleep(500)
   const after = child.rssMiB()
   const s = await status()
+  const writtenFirst = written
   const identityPerEntry = written / i
   let full: MemoryRun['full']
   if (fill) {
@@ -284,7 +285,7 @@ async function memoryAt(maxMiB: number, fill: boolean): Promise<MemoryRun> {
   }
   await child.close()
   await sim.close()
-  return { before, after, bytes: s.bytes, entries: s.entries, written, identityPerEntry, full }
+  return { before, after, bytes: s.bytes, entries: s.entries, written: writtenFirst, identityPerEntry, full }
 }
 
 async function memory(): Promise<void> {
