@@ -33,4 +33,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # node directly, not npm: npm does not pass SIGTERM on to its child, so there would be no graceful
 # shutdown. The proxy handles SIGTERM/SIGINT itself (close-with-grace); `docker run --init` (or
 # `init: true` in compose) adds tini to reap zombies and forward signals, which is still good practice.
-CMD ["node", "dist/server.js"]
+# the Node flags are the start script's (README, Compression and memory)
+CMD ["node", "--max-semi-space-size=2", "--heap-growing-percent=10", "dist/server.js"]

@@ -101,12 +101,18 @@ export function describeFds(pid: number): Record<string, number> {
   return out
 }
 
-/** The proxy as users run it: node dist/server.js (run `npm run build` first), logging at warn. */
+/** The Node flags of package.json's start script (`node <flags> dist/server.js`). */
+export function startFlags(): string[] {
+  const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start
+  return start.split(/\s+/).filter((w) => w.startsWith('--'))
+}
+
+/** The proxy as users run it: node dist/server.js with the start script's flags (run `npm run build` first), logging at warn. */
 export async function startProxyProcess(simUrl: string, env: Record<string, string> = {}): Promise<Child> {
   const port = await freePort()
   const child = await childProcess(
     process.execPath,
-    ['-e', `console.log('http://127.0.0.1:${port}'); import('./dist/server.js').then((m) => m.main())`],
+    [...startFlags(), '-e', `console.log('http://127.0.0.1:${port}'); import('./dist/server.js').then((m) => m.main())`],
     { JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: String(port), LOG_LEVEL: 'warn', CACHE_DIR: '', ...env },
     /(http:\/\/[\d.:]+)/,
   )
@@ -127,20 +133,23 @@ export function startBareProcess(body: Buffer, headers: Record<string, string>):
 
 export interface Load {
   rps: number
+  /** response body bytes per second */
+  bytes: number
   p50: number
   p99: number
   non2xx: number
 }
 
 /** autocannon in its own process, so that the load generator does not share the servers' event loop. */
-export async function load(url: string, seconds: number, connections = 50): Promise<Load> {
+export async function load(url: string, seconds: number, connections = 50, headers: Record<string, string> = {}): Promise<Load> {
   const bin = join(process.cwd(), 'node_modules/.bin/autocannon')
-  const child = spawn(bin, ['--json', '-c', String(connections), '-d', String(seconds), url], { stdio: ['ignore', 'pipe', 'ignore'] })
+  const h = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`])
+  const child = spawn(bin, ['--json', '-c', String(connections), '-d', String(seconds), ...h, url], { stdio: ['ignore', 'pipe', 'ignore'] })
   let out = ''
   child.stdout.on('data', (d) => (out += String(d)))
   await new Promise((r) => child.once('exit', r))
   const r = JSON.parse(out) as autocannon.Result
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx }
+  return { rps: r.requests.average, bytes: r.throughput.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx }
 }
 
 export function percentile(xs: number[], p: number): number {

@@ -2,6 +2,7 @@
 // machine; the report goes to bench/results/<date>.md. Loopback only; every loop is bounded.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { get as httpGet } from 'node:http'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { DEMO_TOKEN } from '../src/simulator/app.js'
@@ -10,7 +11,7 @@ import { barChart, lineChart } from './charts.js'
 import { hasNginx, startNginx } from './nginx.js'
 import { CONFIGS, RATE, runResource, SCALE, type ResourceRun } from './resource.js'
 import { persistBench } from './persist.js'
-import { goal, load, percentile, sleep, startBareProcess, startProxy, startProxyProcess, startSim, table } from './lib.js'
+import { goal, load, percentile, sleep, startBareProcess, startFlags, startProxy, startProxyProcess, startSim, table } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 const date = new Date().toISOString().slice(0, 10)
@@ -24,6 +25,10 @@ const chartFile = (name: string) => join('bench/results', stem, name)
 const sections: string[] = []
 const log = (s: string) => process.stdout.write(s + '\n')
 const wanted = (name: string) => !onlyArg || onlyArg.split(',').includes(name)
+/** issue 14's table, filled by the scenarios: each figure beside its reference from the same run */
+const summary: Array<Array<string | number>> = []
+const fmt = (x: number, digits = 2) => (Number.isInteger(x) ? String(x) : x.toFixed(digits))
+const kib = (x: number) => `${(x / 1024).toFixed(1)} KiB`
 
 async function hitPath(): Promise<void> {
   const sim = await startSim({ rateLimit: 1e9 })
@@ -35,34 +40,70 @@ async function hitPath(): Promise<void> {
   for (const h of ['content-type', 'cache-control', 'etag']) headers[h] = first.headers.get(h) ?? ''
   headers['x-cache'] = 'HIT'
   const bare = await startBareProcess(body, headers)
+  // gzip clients: the proxy sends the stored gzip bytes; the reference sends the same bytes from memory
+  const gzFirst = await fetch(proxy.url + path, { headers: { 'accept-encoding': 'gzip' } })
+  const gzHeaders = { ...headers, 'content-encoding': gzFirst.headers.get('content-encoding') ?? 'identity', vary: 'Accept-Encoding' }
+  const gzBody = await rawBody(proxy.url + path, { 'accept-encoding': 'gzip' })
+  const bareGz = await startBareProcess(gzBody, gzHeaders)
+  const GZ = { 'accept-encoding': 'gzip' }
   const nginx = hasNginx() ? await startNginx(sim.url, 3600) : undefined
   const seconds = quick ? 2 : 5
   const rounds = quick ? 2 : 3
   const p: Awaited<ReturnType<typeof load>>[] = []
   const b: Awaited<ReturnType<typeof load>>[] = []
   const n: Awaited<ReturnType<typeof load>>[] = []
+  const pg: Awaited<ReturnType<typeof load>>[] = []
+  const bg: Awaited<ReturnType<typeof load>>[] = []
   await load(proxy.url + path, 1) // warm-up, all
   await load(bare.url + path, 1)
+  await load(proxy.url + path, 1, 50, GZ)
+  await load(bareGz.url + path, 1, 50, GZ)
   if (nginx) await load(nginx.url + path, 1)
   for (let i = 0; i < rounds; i++) {
     p.push(await load(proxy.url + path, seconds))
     b.push(await load(bare.url + path, seconds))
     if (nginx) n.push(await load(nginx.url + path, seconds))
+    pg.push(await load(proxy.url + path, seconds, 50, GZ))
+    bg.push(await load(bareGz.url + path, seconds, 50, GZ))
   }
   const sum = (xs: typeof p, f: (x: (typeof p)[0]) => number) => xs.reduce((a, x) => a + f(x), 0) / xs.length
   const ratio = sum(p, (x) => x.rps) / sum(b, (x) => x.rps)
   const p99 = Math.max(...p.map((x) => x.p99))
-  log(`hit path: ratio ${ratio.toFixed(3)}, proxy p99 ${p99} ms`)
+  const bareP99 = Math.max(...b.map((x) => x.p99))
+  const ratioGz = sum(pg, (x) => x.rps) / sum(bg, (x) => x.rps)
+  const gzP99 = Math.max(...pg.map((x) => x.p99))
+  // bytes on the wire per answer, for this item and for a ~67 KB list page with includes
+  const list = '/api/v3/jobs?limit=60&page=1&includes[]=customer&includes[]=address'
+  await rawBody(proxy.url + list, {})
+  let listGz = await rawBody(proxy.url + list, GZ)
+  for (let i = 0; i < 100 && listGz.length === (await rawBody(proxy.url + list, {})).length; i++) {
+    await sleep(10) // compressed once stored, in the thread pool
+    listGz = await rawBody(proxy.url + list, GZ)
+  }
+  const listId = await rawBody(proxy.url + list, {})
+  log(`hit path: ratio ${ratio.toFixed(3)}, proxy p99 ${p99} ms; gzip clients ratio ${ratioGz.toFixed(3)}`)
+  summary.push(
+    ['cache-hit throughput / a bare Fastify route sending the same bytes', `${fmt(sum(p, (x) => x.rps), 0)} req/s`, `bare ${fmt(sum(b, (x) => x.rps), 0)} req/s`, ratio.toFixed(3), '>= 0.9', goal(ratio >= 0.9)],
+    ['the same, gzip clients (stored gzip bytes / bare route sending them)', `${fmt(sum(pg, (x) => x.rps), 0)} req/s`, `bare ${fmt(sum(bg, (x) => x.rps), 0)} req/s`, ratioGz.toFixed(3), '>= 0.9', goal(ratioGz >= 0.9)],
+    ['hit p99 at 50 connections', `${p99} ms (gzip clients ${gzP99} ms)`, `bare ${bareP99} ms`, (p99 / bareP99).toFixed(2), '<= 5 ms', goal(p99 <= 5)],
+    ['a hit to a client sending Accept-Encoding: gzip', `${gzFirst.headers.get('content-encoding') ?? 'identity'}, ${body.length} -> ${gzBody.length} B (item); ${kib(listId.length)} -> ${kib(listGz.length)} (list page)`, 'identity bytes', (listGz.length / listId.length).toFixed(3), 'compressed', goal(gzFirst.headers.get('content-encoding') === 'gzip')],
+  )
   sections.push(`## Hit path (autocannon, 50 connections, ${rounds} alternating rounds of ${seconds} s)
 
-The proxy runs as \`node dist/server.js\` (LOG_LEVEL=warn), the reference as a bare Fastify route in its
+The proxy runs as \`node ${startFlags().join(' ')} dist/server.js\` (the start script; LOG_LEVEL=warn), the reference as a bare Fastify route in its
 own process; autocannon runs in a third process.
 
 ${table(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'], [
     ['proxy, cache hit', sum(p, (x) => x.rps), sum(p, (x) => x.p50), Math.max(...p.map((x) => x.p99)), p.reduce((a, x) => a + x.non2xx, 0)],
     ['bare Fastify, same bytes', sum(b, (x) => x.rps), sum(b, (x) => x.p50), Math.max(...b.map((x) => x.p99)), b.reduce((a, x) => a + x.non2xx, 0)],
     ...(nginx ? [['nginx proxy_cache, hit', sum(n, (x) => x.rps), sum(n, (x) => x.p50), Math.max(...n.map((x) => x.p99)), n.reduce((a, x) => a + x.non2xx, 0)]] : []),
+    ['proxy, cache hit, gzip client', sum(pg, (x) => x.rps), sum(pg, (x) => x.p50), gzP99, pg.reduce((a, x) => a + x.non2xx, 0)],
+    ['bare Fastify, the same gzip bytes', sum(bg, (x) => x.rps), sum(bg, (x) => x.p50), Math.max(...bg.map((x) => x.p99)), bg.reduce((a, x) => a + x.non2xx, 0)],
   ])}
+
+- gzip clients: throughput ratio **${ratioGz.toFixed(3)}**; bytes on the wire per answer: this item ${body.length} -> ${gzBody.length} B,
+  a list page with includes ${kib(listId.length)} -> ${kib(listGz.length)} (**${(100 * (1 - listGz.length / listId.length)).toFixed(0)}% saved**),
+  ${fmt(sum(p, (x) => x.bytes) / 1048576)} MiB/s identity vs ${fmt(sum(pg, (x) => x.bytes) / 1048576)} MiB/s gzip under this load.
 
 ![hit path](${chart('hit-path.svg')})
 
@@ -77,6 +118,7 @@ ${table(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'], [
   ], chartFile('hit-path.svg'))
   await nginx?.close()
   await bare.close()
+  await bareGz.close()
   await proxy.close()
   await sim.close()
 }
@@ -134,6 +176,7 @@ async function coalescing(): Promise<void> {
     await nginx.close()
   }
   log(`coalescing: worst last-waiter delay ${worst.toFixed(2)} ms`)
+  summary.push(['last coalesced waiter after the upstream answer (50 waiters, server side)', `${worst.toFixed(2)} ms worst of ${runs}`, nginxRows.length ? `nginx proxy_cache_lock ${nginxWorst.toFixed(0)} ms (its clients)` : 'nginx not installed', '', '<= 5 ms', goal(worst <= 5)])
   sections.push(`## Coalescing (50 concurrent cold misses, upstream answers in 200 ms)
 
 ${table(['run', 'upstream calls', 'last waiter answered, ms after the upstream answer'], rows)}
@@ -181,6 +224,7 @@ async function missPath(): Promise<void> {
   const add50 = percentile(via, 50) - percentile(direct, 50)
   const add99 = percentile(via, 99) - percentile(direct, 99)
   log(`miss path: +${add50.toFixed(2)} ms p50, +${add99.toFixed(2)} ms p99`)
+  summary.push(['miss path added latency over a direct call, p50', `+${add50.toFixed(2)} ms (p99 +${add99.toFixed(2)} ms)`, `direct ${percentile(direct, 50).toFixed(2)} ms`, (percentile(via, 50) / percentile(direct, 50)).toFixed(2), '<= 1 ms', goal(add50 <= 1)])
   sections.push(`## Miss path (${n} sequential misses, alternating with direct calls)
 
 ${table(['route', 'p50 ms', 'p99 ms'], [row('direct to the simulator', direct), row('through the proxy (miss)', via)])}
@@ -192,47 +236,97 @@ ${table(['route', 'p50 ms', 'p99 ms'], [row('direct to the simulator', direct), 
   await sim.close()
 }
 
-async function memoryAt(maxMiB: number): Promise<{ before: number; after: number; bytes: number; entries: number; written: number }> {
+/** The body bytes exactly as sent (fetch would decode gzip). */
+function rawBody(url: string, headers: Record<string, string>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    httpGet(url, { headers }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve(Buffer.concat(chunks)))
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
+/** a realistic answer: a list page of 60 jobs with two includes (~67 KB of JSON) */
+const LIST_PAGE = (k: number) => `/api/v3/jobs?limit=60&page=${1 + (k % 3)}&includes[]=customer&includes[]=address&k=${k}`
+
+interface MemoryRun { before: number; after: number; bytes: number; entries: number; written: number; identityPerEntry: number; full?: { rss: number; entries: number; bytes: number; requests: number } }
+
+async function memoryAt(maxMiB: number, fill: boolean): Promise<MemoryRun> {
   const sim = await startSim({ rateLimit: 1e9 })
   const max = maxMiB * 1024 * 1024
   const child = await startProxyProcess(sim.url, { CACHE_MAX_BYTES: String(max), UPSTREAM_RATE_LIMIT: '100000000', UPSTREAM_MAX_CONCURRENT: '16' })
   const before = child.rssMiB()
   let written = 0
   let i = 0
-  const worker = async () => {
-    while (written < 3 * max) {
-      const r = await fetch(`${child.url}/api/v3/jobs?limit=100&page=1&k=${i++}`)
-      written += (await r.arrayBuffer()).byteLength
-    }
-  }
-  await Promise.all(Array.from({ length: 16 }, worker))
+  // identity clients: what they read is the JSON itself
+  const run = (until: () => boolean) =>
+    Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (!until()) {
+          const r = await fetch(child.url + LIST_PAGE(i++), { headers: { 'accept-encoding': 'identity' } })
+          written += (await r.arrayBuffer()).byteLength
+        }
+      }),
+    )
+  const status = async () => ((await (await fetch(`${child.url}/_proxy/status`)).json()) as { cache: { bytes: number; entries: number } }).cache
+  await run(() => written >= 3 * max)
   await sleep(500)
   const after = child.rssMiB()
-  const status = (await (await fetch(`${child.url}/_proxy/status`)).json()) as { cache: { bytes: number; entries: number } }
+  const s = await status()
+  const writtenFirst = written
+  const identityPerEntry = written / i
+  let full: MemoryRun['full']
+  if (fill) {
+    // then on until the cache is full and has churned its own size once more (in stored bytes)
+    const target = i + Math.ceil((2 * max) / (s.bytes / s.entries))
+    await run(() => i >= target)
+    await sleep(500)
+    const f = await status()
+    full = { rss: child.rssMiB(), entries: f.entries, bytes: f.bytes, requests: i }
+  }
   await child.close()
   await sim.close()
-  return { before, after, bytes: status.cache.bytes, entries: status.cache.entries, written }
+  return { before, after, bytes: s.bytes, entries: s.entries, written: writtenFirst, identityPerEntry, full }
 }
 
 async function memory(): Promise<void> {
   const sizes = quick ? [16] : [16, 64, 256]
   const rows: Array<Array<string | number>> = []
-  let at64: Awaited<ReturnType<typeof memoryAt>> | undefined
+  let at64: MemoryRun | undefined
   for (const size of sizes) {
-    const m = await memoryAt(size)
-    if (size === 64) at64 = m
-    rows.push([size, m.written / 1048576, m.before, m.after, m.bytes / 1048576, m.entries, m.after - size])
-    log(`memory ${size} MiB: RSS ${m.after.toFixed(1)} MiB`)
+    const m = await memoryAt(size, size === 64 || (quick && size === 16))
+    if (size === 64 || quick) at64 = m
+    rows.push([size, m.written / 1048576, m.before, m.after, m.bytes / 1048576, m.entries, m.entries / (m.bytes / 1048576), m.after - size])
+    log(`memory ${size} MiB: RSS ${m.after.toFixed(1)} MiB, ${m.entries} entries${m.full ? `; full: RSS ${m.full.rss.toFixed(1)} MiB, ${m.full.entries} entries` : ''}`)
   }
-  sections.push(`## Memory (CACHE_MAX_BYTES, then 3x that of distinct answers written through the cache)
+  const m = at64!
+  const size = quick ? 16 : 64
+  // the reference: the same entries held uncompressed (identity body + the same bookkeeping), in the same cache size
+  // (600 B: the headers, key and bookkeeping an entry is charged besides its body)
+  const identityEntries = Math.floor((size * 1048576) / (m.identityPerEntry + 600))
+  const held = m.full?.entries ?? m.entries
+  const perMiB = m.full ? m.full.entries / (m.full.bytes / 1048576) : m.entries / (m.bytes / 1048576)
+  summary.push(
+    [`RSS after writing 3x CACHE_MAX_BYTES (${size} MiB) of ~${kib(m.identityPerEntry)} list pages`, `${m.after.toFixed(0)} MiB, ${m.entries} entries held (all written)`, `RSS at start ${m.before.toFixed(0)} MiB`, (m.after / size).toFixed(2), '<= 144 MiB', size === 64 ? goal(m.after <= 144) : 'n/a (quick)'],
+    ...(m.full ? [[`the same, written on until the cache is full and churned (${m.full.requests} answers)`, `${m.full.rss.toFixed(0)} MiB, ${held} entries held, ${perMiB.toFixed(0)} per MiB`, `identity entries would be ~${identityEntries} (main: ~1,150)`, (held / Math.max(1, identityEntries)).toFixed(1), '5x the entries', goal(held >= 5 * 1150)] as Array<string | number>] : []),
+  )
+  sections.push(`## Memory (CACHE_MAX_BYTES, then 3x that of distinct ~${kib(m.identityPerEntry)} list pages written through the cache)
 
-${table(['CACHE_MAX_BYTES, MiB', 'written, MiB', 'RSS at start, MiB', 'RSS after churn, MiB', 'cache bytes, MiB', 'entries', 'RSS over the cache size, MiB'], rows)}
+Identity clients, each answer a distinct key (\`/jobs?limit=60&includes[]=customer&includes[]=address\`); entries are
+stored gzip, so 3x CACHE_MAX_BYTES of JSON fills only part of the cache: at ${size} MiB the run goes on until
+the cache is full and has churned twice its size in stored bytes.
+
+${table(['CACHE_MAX_BYTES, MiB', 'written, MiB', 'RSS at start, MiB', 'RSS after, MiB', 'cache bytes, MiB', 'entries', 'entries per MiB', 'RSS over the cache size, MiB'], rows)}
+${m.full ? `
+- full cache at ${size} MiB: **${m.full.entries} entries** (${perMiB.toFixed(0)} per MiB of cache), RSS **${m.full.rss.toFixed(0)} MiB** after ${m.full.requests} answers
+  (${((m.full.requests * m.identityPerEntry) / 1048576).toFixed(0)} MiB of JSON) written.` : ''}
 
 ![memory](${chart('memory.svg')})
 
-- at 64 MiB: RSS <= 144 MiB: ${at64 ? goal(at64.after <= 144) : 'not measured (--quick runs 16 MiB only)'}; cache bytes <= max at every size: ${goal(rows.every((r) => (r[4] as number) <= (r[0] as number)))}.
-  The proxy ran as \`node dist/server.js\`; RSS read from /proc. The overhead over the cache size is Node's
-  baseline (the RSS at start) plus V8 heap growth and allocator fragmentation under churn.
+- at 64 MiB: RSS <= 144 MiB after 3x: ${size === 64 ? goal(m.after <= 144) : 'not measured (--quick runs 16 MiB only)'}; cache bytes <= max at every size: ${goal(rows.every((r) => (r[4] as number) <= (r[0] as number)))}.
+  The proxy ran as the start script runs it (\`node ${startFlags().join(' ')} dist/server.js\`); RSS read from /proc.
 `)
   await barChart('RSS after churn, by CACHE_MAX_BYTES', 'MiB', rows.flatMap((r) => [
     { label: `${r[0]} MiB: cache`, value: r[4] as number, group: 'cache bytes' },
@@ -479,6 +573,7 @@ async function scaling(): Promise<void> {
     rows.push([level, status.cache.entries, status.cache.bytes / 1048576, r.rps, r.p99, rss])
     points.push({ x: level, y: r.rps, series: 'hits/s' })
     log(`scaling ${level}: ${r.rps.toFixed(0)} hits/s, RSS ${rss.toFixed(0)} MiB`)
+    if (level === 100_000) summary.push(['100k entries held (~1.2 KB items)', `${rss.toFixed(0)} MiB RSS, ${status.cache.entries} entries, ${(status.cache.bytes / 1048576).toFixed(1)} MiB of cache`, `${rows[0]![5] as number} MiB at 1k entries`, (rss / (rows[0]![5] as number)).toFixed(2), '<= 300 MiB', goal(rss <= 300)])
   }
   await proxy.close()
   await sim.close()
@@ -630,7 +725,11 @@ const header = `# Benchmark report, ${date}${quick ? ' (quick)' : ''}
 
 Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node.js ${process.version}.
 Everything on loopback, proxy and references measured in the same run. Took ${((Date.now() - started) / 1000).toFixed(0)} s.
-`
+${summary.length ? `
+## Issue 14's figures (each beside its reference from this run)
+
+${table(['figure', 'measured', 'reference, same run', 'ratio', 'goal', ''], summary)}
+` : ''}`
 mkdirSync('bench/results', { recursive: true })
 const file = join('bench/results', `${stem}.md`)
 writeFileSync(file, [header, ...sections].join('\n'))

@@ -10,9 +10,12 @@ import { once } from 'node:events'
 import { History } from './history.js'
 import { Distributed } from './redis/distributed.js'
 import { trackSockets } from './idle-sockets.js'
+import { lazyChildLogger } from './lazy-logger.js'
 import { loggerOptions } from './log.js'
+import { cellOf, type Cell } from './counter-cells.js'
 import { createMetrics, resourceOf } from './metrics.js'
 import { openPersistence, type Persistence } from './persistence.js'
+import type { SplitUrl } from './safety.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerBrowserGuard } from './routes/browser-guard.js'
 import { registerOpsRoutes } from './routes/ops.js'
@@ -85,6 +88,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(o.logger ? { loggerInstance: o.logger } : { logger: loggerOptions(config.logLevel) }),
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -154,26 +158,35 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     app.log.warn({ host: config.host }, 'PROXY_API_KEYS is empty and HOST is not a loopback address: anyone who can reach this port can spend the token')
   }
 
-  // While closing, every answer ends its connection, so that keep-alive clients let go.
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (state.closing) reply.header('connection', 'close')
-    done(null, payload)
-  })
+  // While closing, every answer ends its connection, so that keep-alive clients let go: a request
+  // listener added at preClose (below) sets it, so no hook runs on every answer before that.
 
   // One line per request, without the query (it may carry personal data) and never a header.
-  const requestCounters = new Map<string, { inc(): void }>()
+  // Label lookups are remembered (prom-client hashes labels on every call), and the log line's object
+  // is built only when the line is written.
+  const requestCounters = new Map<string, Cell>()
+  const resourceCounters = new Map<string, Map<string, Cell>>()
+  const resources = new WeakMap<SplitUrl, string>()
   app.addHook('onResponse', (request, reply, done) => {
-    const path = request.url.split('?', 1)[0]
     const label = `${request.method} ${reply.statusCode}`
     let counter = requestCounters.get(label)
-    if (!counter) requestCounters.set(label, (counter = metrics.requests.labels(request.method, String(reply.statusCode))))
+    if (!counter) requestCounters.set(label, (counter = cellOf(metrics.requests, { method: request.method, status: String(reply.statusCode) })))
     counter.inc()
     if (clientAuth.enabled && request.clientName) metrics.clientRequests.labels(request.clientName).inc()
     if (request.api) {
       const result = request.cacheResult?.toLowerCase() ?? (request.method === 'GET' || request.method === 'HEAD' ? 'none' : 'write')
-      metrics.resourceRequests.labels(resourceOf(request.api.rawPath), result).inc()
+      let resource = resources.get(request.api)
+      if (!resource) resources.set(request.api, (resource = resourceOf(request.api.rawPath)))
+      let byResource = resourceCounters.get(result)
+      if (!byResource) resourceCounters.set(result, (byResource = new Map<string, Cell>()))
+      let c = byResource.get(resource)
+      if (!c) byResource.set(resource, (c = cellOf(metrics.resourceRequests, { resource, result })))
+      c.inc()
     }
     state.requests++
+    const log = request.log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
+    if (log.isLevelEnabled && !log.isLevelEnabled('info')) return done()
+    const path = request.url.split('?', 1)[0]
     request.log.info(
       {
         method: request.method,
@@ -225,6 +238,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     state.ready = false
     if (config.shutdownDelayMs) await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
     state.closing = true
+    app.server.prependListener('request', (_req: unknown, res: { setHeader(n: string, v: string): void }) => res.setHeader('connection', 'close'))
     upstream.throttle.rejectWaiting()
     sockets.closeIdle()
   })

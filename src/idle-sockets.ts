@@ -2,7 +2,7 @@
 // client's spare or pre-opened socket): server.close() would then wait until the client drops it.
 // At shutdown this closes every socket that is not writing an answer. Nothing is done per request:
 // a per-request listener here cost a quarter of the hit-path throughput (bench/results).
-import type { Server } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
 export function trackSockets(server: Server): { closeIdle(): void } {
@@ -14,9 +14,12 @@ export function trackSockets(server: Server): { closeIdle(): void } {
   return {
     closeIdle() {
       // Node sets socket._httpMessage to the answer in progress; answers that finish later carry
-      // Connection: close (see the onSend hook in app.ts), which ends their socket.
+      // Connection: close (set here, and for later requests by the listener app.ts adds), which ends
+      // their socket.
       for (const socket of sockets) {
-        if (!(socket as Socket & { _httpMessage?: unknown })._httpMessage) socket.destroy()
+        const res = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage
+        if (!res) socket.destroy()
+        else if (!res.headersSent) res.setHeader('connection', 'close')
       }
     },
   }

@@ -14,7 +14,8 @@ import { cacheKey, type CacheKey } from './key.js'
 import { Fills, type Fetched, type FetchJob, type Fill } from './covering.js'
 import { Resources } from './resource.js'
 import { linkedTargets, ttlFor, type CacheRules } from './rules.js'
-import { CacheStore, holdsInclude, makeEntry, type Entry, type EvictFilter } from './store.js'
+import type { Encoding } from './encoding.js'
+import { CacheStore, holdsInclude, identityBody, makeEntry, type Entry, type EvictFilter } from './store.js'
 
 export type CacheResult = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
 const NAME = 'jobprogress-proxy'
@@ -23,8 +24,14 @@ export interface Served {
   result: CacheResult
   status: number
   headers: Readonly<Record<string, string | string[]>>
-  /** a stream only for an answer larger than an entry may be (never held whole, never stored) */
+  /**
+   * Buffer: in `encoding` (a compressed entry's stored bytes are sent as they are to gzip clients).
+   * A stream only for an answer larger than an entry may be (never held whole, never stored; identity).
+   */
   body: Buffer | Readable
+  encoding: Encoding
+  /** the entry answered from (identityBody() of it for clients without gzip) */
+  entry?: Entry
   /** the RFC 9211 Cache-Status value */
   cacheStatus: string
   etag?: string
@@ -231,7 +238,7 @@ export class HttpCache {
       if (dir.onlyIfCached) throw new NotCached()
       this.stats.bypass++
       const f = await this.#fetch({ k, req, cls: 'read', signal: req.signal(), ttlMs: undefined, timing: req.timing })
-      return { status: f.status, headers: f.headers, body: f.stream?.open() ?? f.body, result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
+      return { status: f.status, headers: f.headers, body: f.stream?.open() ?? f.body, encoding: 'identity', result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
     }
     let entry = this.store.get(k.key)
     if (!entry && !dir.noCache && this.#o.shared?.up()) {
@@ -288,6 +295,7 @@ export class HttpCache {
       status: fetched.status,
       headers: fetched.headers,
       body,
+      encoding: 'identity',
       etag: fetched.entry?.etag,
       cacheStatus: `${NAME}; fwd=${fwd}; fwd-status=${fetched.status}${fetched.entry ? '; stored' : ''}`,
     }
@@ -385,7 +393,7 @@ export class HttpCache {
 
   #fromEntry(e: Entry, result: CacheResult, cacheStatus: string): Served {
     const age = Math.max(0, Math.floor((this.#o.now() - e.storedAt) / 1000))
-    return { result, status: e.status, headers: e.headers, body: e.body, etag: e.etag, age, cacheStatus }
+    return { result, status: e.status, headers: e.headers, body: e.body, encoding: e.encoding, entry: e, etag: e.etag, age, cacheStatus }
   }
 
   #staleIfError(e: Entry, status: number): Served {
@@ -436,7 +444,7 @@ export class HttpCache {
         if (e && !fill?.invalidated) {
           this.store.set(e)
           this.resources.realStored(e, k)
-          return { status: e.status, headers: { ...e.headers }, body: e.body, entry: e }
+          return { status: e.status, headers: { ...e.headers }, body: identityBody(e), entry: e }
         }
       }
     }
@@ -513,10 +521,11 @@ export class HttpCache {
         ttlMs,
         staleMs: this.#o.staleSeconds * 1000,
       })
+      // stored at once (identity); the store swaps in the gzip version when the thread pool has it
       this.store.set(entry)
       this.resources.realStored(entry, k)
       this.#fills.release(entry)
-      await shared?.set(entry)
+      if (shared) await shared.set(await this.store.compressed(entry))
     }
     return { status: answer.statusCode, headers, body, entry }
   }

@@ -142,7 +142,7 @@ function decodeEntry(p: Buffer, headerSets: Map<string, Entry['headers']>): Entr
   const start = 8 + ml + hl
   const body = Buffer.allocUnsafeSlow(p.length - start)
   p.copy(body, 0, start)
-  return { ...meta, headers, body } as Entry
+  return { ...meta, encoding: meta.encoding ?? 'identity', headers, body } as Entry
 }
 
 /** Sequential reads of a file in 4 MiB chunks; take(n) returns a view valid until the next take. */

@@ -2,6 +2,7 @@
 // that evictions touch only the entries they mean.
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { gunzip, gzipIfWorth, IdentityCache, MIN_COMPRESS_BYTES, type Encoding } from './encoding.js'
 
 export interface Entry {
   key: string
@@ -9,8 +10,11 @@ export interface Entry {
   includes: readonly string[]
   status: number
   headers: Readonly<Record<string, string | string[]>>
+  /** the stored bytes, in `encoding`; identity bytes only through identityBody() */
   body: Buffer
-  /** strong validator, computed once when stored */
+  /** gzip: compressed at rest (see encoding.ts) */
+  encoding: Encoding
+  /** strong validator of the identity representation, computed once when stored (gzip's: gzipEtag()) */
   etag: string
   storedAt: number
   ttlMs: number
@@ -18,25 +22,79 @@ export interface Entry {
   size: number
 }
 
+/**
+ * An entry from identity bytes (or, with `encoding: 'gzip'`, from stored gzip bytes and the identity
+ * ETag). The store compresses identity entries itself (CacheStore.set).
+ */
 export function makeEntry(
-  fields: Omit<Entry, 'etag' | 'size'>,
+  fields: Omit<Entry, 'etag' | 'size' | 'encoding'> & { encoding?: Encoding; etag?: string },
 ): Entry {
-  // A small Buffer is a slice of one of Node's shared 8 KiB pool slabs: kept in the cache, it would
-  // keep the whole slab alive. An entry owns an exact-size copy instead.
-  const body = Buffer.allocUnsafeSlow(fields.body.length)
-  fields.body.copy(body)
-  fields = { ...fields, body, headers: internHeaders(fields.headers) }
-  const etag = `"${createHash('sha1').update(fields.body).digest('base64url')}"`
-  let headerBytes = 0
-  for (const [k, v] of Object.entries(fields.headers)) headerBytes += k.length + String(v).length + 4
-  // bookkeeping overhead per entry: the key twice (lru + index), the object itself
-  const size = Math.max(1, Math.ceil(fields.body.length + headerBytes + fields.key.length * 2 + 256))
-  return { ...fields, etag, size }
+  const encoding = fields.encoding ?? 'identity'
+  if (encoding !== 'identity' && !fields.etag) throw new Error('a compressed entry needs the ETag of its identity bytes')
+  const etag = fields.etag ?? `"${createHash('sha1').update(fields.body).digest('base64url')}"`
+  return withBody({ ...fields, encoding, etag, headers: internHeaders(fields.headers), size: 0 }, fields.body, encoding)
 }
 
-/** An entry's body as JSON bytes (identity encoding), whatever form the store keeps it in. */
+/** The same entry with other stored bytes: an exact-size copy, its size recomputed. */
+function withBody(e: Entry, stored: Buffer, encoding: Encoding): Entry {
+  const body = own(stored)
+  let headerBytes = 0
+  for (const k in e.headers) headerBytes += k.length + String(e.headers[k]).length + 4
+  // bookkeeping overhead per entry: the key twice (lru + index), the object itself
+  const size = Math.max(1, Math.ceil(body.length + headerBytes + e.key.length * 2 + 256))
+  return { key: e.key, path: e.path, includes: e.includes, status: e.status, headers: e.headers, body, encoding, etag: e.etag, storedAt: e.storedAt, ttlMs: e.ttlMs, staleMs: e.staleMs, size }
+}
+
+// Long-lived bodies are packed into slabs of their own: malloc'd one by one, small long-lived bodies
+// end up between the short-lived buffers of every miss (upstream chunks, zlib windows) and glibc can
+// return none of that memory (RSS grew to 3x the cache under churn; bench/results/2026-11-30-perf.md).
+// Entries stored together are evicted together (LRU), so a slab goes back as a whole; a hot entry
+// pins its slab until its next refresh. Larger bodies get an exact-size allocation of their own.
+// (A small Buffer may also be a slice of Node's shared 8 KiB pool: never kept as is.)
+const SLAB_BYTES = 256 * 1024
+const SLAB_MAX_BODY = 16 * 1024
+let slab: Buffer | undefined
+let slabUsed = 0
+
+function own(stored: Buffer): Buffer {
+  if (stored.length > SLAB_MAX_BODY) {
+    if (stored.byteOffset === 0 && stored.buffer.byteLength === stored.length) return stored
+    const body = Buffer.allocUnsafeSlow(stored.length)
+    stored.copy(body)
+    return body
+  }
+  if (!slab || slabUsed + stored.length > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+    slabUsed = 0
+  }
+  const body = slab.subarray(slabUsed, slabUsed + stored.length)
+  stored.copy(body)
+  slabUsed += (stored.length + 7) & ~7
+  return body
+}
+
+// Identity bytes of recently used compressed entries (one per process; sized by the largest store).
+const identity = new IdentityCache(8 * 1024 * 1024)
+
+/**
+ * The entry's identity bytes: its body, or its gzip body decompressed (memoised in a small bounded LRU
+ * for hot entries). Every reader of an entry's content goes through this function.
+ */
 export function identityBody(e: Entry): Buffer {
-  return e.body
+  if (e.encoding !== 'gzip') return e.body
+  let body = identity.get(e)
+  if (!body) identity.set(e, (body = gunzip(e.body)))
+  return body
+}
+
+/** The gzip version of an identity entry (the same entry when compressing does not pay). */
+export async function compressEntry(e: Entry, wanted?: () => boolean): Promise<Entry> {
+  if (e.encoding !== 'identity') return e
+  const gz = await gzipIfWorth(e.body, wanted)
+  if (!gz) return e
+  const next = withBody(e, gz, 'gzip')
+  identity.set(next, e.body) // its identity bytes were just used: hot
+  return next
 }
 
 // Most answers carry the same few headers: entries share one frozen copy of each distinct set.
@@ -66,6 +124,10 @@ export interface StoreObserver {
 export interface StoreOptions {
   maxBytes: number
   now: () => number
+  /** compress identity entries when stored (default true) */
+  compress?: boolean
+  /** bytes of the identity side cache (default: 1/32 of maxBytes, at most 4 MiB) */
+  identityBytes?: number
 }
 
 /** Whether an includes[] set holds a relation, also nested (customer.phones holds customer). */
@@ -86,9 +148,15 @@ export class CacheStore {
   /** the disk tier, once it has loaded */
   observer: StoreObserver | undefined
   #quiet = false
+  readonly #compress: boolean
+  readonly #compressing = new WeakMap<Entry, Promise<Entry>>()
+  /** compressions that failed (never expected; the identity entry stays) */
+  compressFailures = 0
 
   constructor(o: StoreOptions) {
     this.#now = o.now
+    this.#compress = o.compress ?? true
+    identity.resize(o.identityBytes ?? Math.min(4 * 1024 * 1024, Math.floor(o.maxBytes / 32)))
     this.#lru = new LRUCache<string, Entry>({
       maxSize: o.maxBytes,
       sizeCalculation: (e) => e.size,
@@ -132,7 +200,30 @@ export class CacheStore {
     let keys = this.#byPath.get(e.path)
     if (!keys) this.#byPath.set(e.path, (keys = new Set()))
     keys.add(e.key)
-    this.observer?.set(e)
+    if (this.#compress && e.encoding === 'identity' && e.body.length >= MIN_COMPRESS_BYTES) {
+      // the disk tier is told once the smaller version is in (or compressing failed): one record, not two
+      this.compressed(e, () => this.#lru.peek(e.key, { allowStale: true }) === e).then(
+        (gz) => {
+          // still the stored entry (not replaced, evicted or expired meanwhile): swap in the smaller one
+          if (this.#lru.peek(e.key, { allowStale: true }) !== e) return
+          if (gz !== e) this.#lru.set(e.key, gz, { ttl, start: e.storedAt })
+          this.observer?.set(gz)
+        },
+        () => {
+          this.compressFailures++
+          if (this.#lru.peek(e.key, { allowStale: true }) === e) this.observer?.set(e)
+        },
+      )
+    } else {
+      this.observer?.set(e)
+    }
+  }
+
+  /** The compressed version of an identity entry, compressed once whoever asks (the Redis tier too). */
+  compressed(e: Entry, wanted?: () => boolean): Promise<Entry> {
+    let p = this.#compressing.get(e)
+    if (!p) this.#compressing.set(e, (p = compressEntry(e, wanted)))
+    return p
   }
 
   /** The entry as it is, whatever its age, without touching its recency. */

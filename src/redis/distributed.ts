@@ -12,6 +12,7 @@ import Bottleneck from 'bottleneck'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
 import type { Invalidation, SharedCache } from '../cache/http-cache.js'
+import type { Encoding } from '../cache/encoding.js'
 import type { Entry, EvictFilter } from '../cache/store.js'
 import { redisRecoveryFix } from '../upstream/bottleneck-redis.js'
 import { RedisSlots } from '../upstream/slots.js'
@@ -75,6 +76,7 @@ interface StoredEntry {
   status: number
   headers: Record<string, string | string[]>
   body: string
+  encoding?: Encoding
   etag: string
   storedAt: number
   ttlMs: number
@@ -152,7 +154,8 @@ export class Distributed implements SharedCache {
       const raw = await this.redis.get(this.#k('c', key))
       if (!raw) return undefined
       const e = JSON.parse(raw) as StoredEntry
-      return { ...e, body: Buffer.from(e.body, 'base64') }
+      // entries are stored compressed (gzip) like the first tier's; older ones carry no encoding
+      return { ...e, encoding: e.encoding ?? 'identity', body: Buffer.from(e.body, 'base64') }
     } catch {
       return undefined
     }

@@ -41,12 +41,18 @@ describe.skipIf(!hasRedis)('two replicas, one Redis: one budget, one cache, one 
 
   it('a GET through A is a hit through B', async () => {
     sim.reset()
-    const first = await fetch(`${a.url}/api/v3/jobs/31?includes[]=address`)
+    // the same representation on both sides (entries are stored gzip; a miss answers identity)
+    const identity = { headers: { 'accept-encoding': 'identity' } }
+    const first = await fetch(`${a.url}/api/v3/jobs/31?includes[]=address`, identity)
     expect(first.headers.get('x-cache')).toBe('MISS')
-    const second = await fetch(`${b.url}/api/v3/jobs/31?includes=address`)
+    const second = await fetch(`${b.url}/api/v3/jobs/31?includes=address`, identity)
     expect(second.headers.get('x-cache')).toBe('HIT')
     expect(second.headers.get('etag')).toBe(first.headers.get('etag'))
-    expect(await second.text()).toBe(await first.text())
+    const text = await second.text()
+    expect(text).toBe(await first.text())
+    const gzip = await fetch(`${b.url}/api/v3/jobs/31?includes=address`, { headers: { 'accept-encoding': 'gzip' } })
+    expect(gzip.headers.get('etag')).toBe(first.headers.get('etag')!.replace(/"$/, '-gz"'))
+    expect(await gzip.text()).toBe(text)
     expect(sim.count('/jobs/31')).toBe(1)
   })
 
