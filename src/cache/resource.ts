@@ -40,7 +40,6 @@ export class Resources {
   /** base (key without includes) -> keys of entries projections can be made from, with their includes */
   readonly #sources = new Map<string, Map<string, readonly string[]>>()
   /** projections: the includes of the entry they were made from */
-  readonly #derived = new WeakMap<Entry, readonly string[]>()
   /** route -> keys of projections stored, to drop them if the route's projection is turned off */
   readonly #derivedKeys = new Map<string, Set<string>>()
   readonly #overflowed = new Set<string>()
@@ -64,12 +63,12 @@ export class Resources {
   }
 
   isDerived(e: Entry): boolean {
-    return this.#derived.has(e)
+    return e.derivedFrom !== undefined
   }
 
   /** The key a stale projection's source would be refreshed under. */
   sourceOf(e: Entry, k: CacheKey, rawPath: string): { k: CacheKey; rawQuery: string } | undefined {
-    const inc = this.#derived.get(e)
+    const inc = e.derivedFrom
     return inc ? withIncludes(rawPath, baseOf(k).other, inc) : undefined
   }
 
@@ -111,8 +110,7 @@ export class Resources {
     if (!understood(k)) return undefined
     const body = project(identityBody(src), src.includes, k.includes, includesInOrder(rawQuery))
     if (!body) return undefined
-    const e = makeEntry({ key: k.key, path: k.path, includes: k.includes, status: src.status, headers: src.headers, body, storedAt: src.storedAt, ttlMs: src.ttlMs, staleMs: src.staleMs })
-    this.#derived.set(e, this.#derived.get(src) ?? src.includes)
+    const e = makeEntry({ key: k.key, path: k.path, includes: k.includes, status: src.status, headers: src.headers, body, storedAt: src.storedAt, ttlMs: src.ttlMs, staleMs: src.staleMs, derivedFrom: src.derivedFrom ?? src.includes })
     this.#store.set(e)
     this.#remember(e)
     this.stats.projected++
@@ -150,7 +148,7 @@ export class Resources {
       const narrower = covers(e.includes, inc)
       if (!wider && !narrower) continue
       const other = this.#store.get(key)
-      if (!other || this.#derived.has(other) || now - other.storedAt >= other.ttlMs) continue
+      if (!other || other.derivedFrom !== undefined || now - other.storedAt >= other.ttlMs) continue
       const [w, n] = wider ? [other, e] : [e, other]
       const projected = project(identityBody(w), w.includes, n.includes)
       if (!projected) continue // not a shape projection would serve either
@@ -166,14 +164,13 @@ export class Resources {
   withoutRelation(e: Entry, relation: string): void {
     if (!this.on('projection', e.path) || this.#now() - e.storedAt >= e.ttlMs) return
     const narrow = e.includes.filter((i) => i !== relation && !i.startsWith(relation + '.'))
-    const source = this.#derived.get(e) ?? e.includes
+    const source = e.derivedFrom ?? e.includes
     const rawPath = e.path.split('/').map(encodeURIComponent).join('/')
     const { k: nk } = withIncludes(rawPath, baseOf(e).other, narrow)
     if (nk.path !== e.path || this.#store.get(nk.key)) return
     const body = project(identityBody(e), e.includes, narrow)
     if (!body) return
-    const p = makeEntry({ key: nk.key, path: e.path, includes: narrow, status: e.status, headers: e.headers, body, storedAt: e.storedAt, ttlMs: e.ttlMs, staleMs: e.staleMs })
-    this.#derived.set(p, source)
+    const p = makeEntry({ key: nk.key, path: e.path, includes: narrow, status: e.status, headers: e.headers, body, storedAt: e.storedAt, ttlMs: e.ttlMs, staleMs: e.staleMs, derivedFrom: source })
     this.#store.set(p)
     this.#remember(p)
     this.#index(p, nk)
@@ -194,7 +191,7 @@ export class Resources {
   #dropProjections(route: string): void {
     for (const key of this.#derivedKeys.get(route) ?? []) {
       const e = this.#store.get(key)
-      if (e && this.#derived.has(e)) this.#store.delete(key)
+      if (e?.derivedFrom) this.#store.delete(key)
     }
     this.#derivedKeys.delete(route)
     if (this.#overflowed.delete(route)) this.#store.evict({ match: (p) => routeOf(p) === route })

@@ -20,6 +20,8 @@ export interface Entry {
   ttlMs: number
   staleMs: number
   size: number
+  /** a projection (resource-aware cache): the includes of the real answer it was made from */
+  derivedFrom?: readonly string[]
 }
 
 /**
@@ -42,7 +44,7 @@ function withBody(e: Entry, stored: Buffer, encoding: Encoding): Entry {
   for (const k in e.headers) headerBytes += k.length + String(e.headers[k]).length + 4
   // bookkeeping overhead per entry: the key twice (lru + index), the object itself
   const size = Math.max(1, Math.ceil(body.length + headerBytes + e.key.length * 2 + 256))
-  return { key: e.key, path: e.path, includes: e.includes, status: e.status, headers: e.headers, body, encoding, etag: e.etag, storedAt: e.storedAt, ttlMs: e.ttlMs, staleMs: e.staleMs, size }
+  return { key: e.key, path: e.path, includes: e.includes, status: e.status, headers: e.headers, body, encoding, etag: e.etag, storedAt: e.storedAt, ttlMs: e.ttlMs, staleMs: e.staleMs, size, ...(e.derivedFrom && { derivedFrom: e.derivedFrom }) }
 }
 
 // Long-lived bodies are packed into slabs of their own: malloc'd one by one, small long-lived bodies
