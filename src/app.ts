@@ -1,29 +1,30 @@
 // buildApp(config) -> a Fastify instance with every piece registered. It never listens.
+// Assembly only: each piece is a module of its own (docs/architecture.md says which does what).
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { once } from 'node:events'
 import type { Agent } from 'undici'
+import { registerAudit } from './audit.js'
 import { AdminAuth, ClientAuth } from './auth.js'
-import { HttpCache, type CacheResult } from './cache/http-cache.js'
+import { HttpCache } from './cache/http-cache.js'
 import { CacheStore } from './cache/store.js'
+import { registerClients } from './clients.js'
 import type { Config, Secret } from './config.js'
 import { errorOptions, registerErrorHandlers } from './error-handler.js'
-import { once } from 'node:events'
-import { History } from './history.js'
-import { Distributed } from './redis/distributed.js'
-import { trackSockets } from './idle-sockets.js'
 import { lazyChildLogger } from './lazy-logger.js'
 import { loggerOptions } from './log.js'
-import { cellOf, type Cell } from './counter-cells.js'
-import { createMetrics, resourceOf } from './metrics.js'
-import { openPersistence, type Persistence } from './persistence.js'
-import type { SplitUrl } from './safety.js'
+import { createMetrics } from './metrics.js'
+import { openPersistence } from './persistence.js'
+import { registerHistory } from './plugins/history.js'
+import { registerLifecycle } from './plugins/lifecycle.js'
+import { registerRequestLog } from './plugins/request-log.js'
+import { Distributed } from './redis/distributed.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerBrowserGuard } from './routes/browser-guard.js'
 import { registerOpsRoutes } from './routes/ops.js'
 import { registerProxyRoutes } from './routes/proxy-admin.js'
-import { Upstream } from './upstream/client.js'
-import { registerAudit } from './audit.js'
-import { registerClients } from './clients.js'
 import { registerServerTiming } from './server-timing.js'
+import { CLIENT_TIMEOUTS, isLoopback, newProxyState, type ClientTimeouts } from './state.js'
+import { Upstream } from './upstream/client.js'
 
 export interface AppOptions {
   config: Readonly<Config>
@@ -40,46 +41,8 @@ export interface AppOptions {
   historyIntervalMs?: number
 }
 
-export interface ClientTimeouts {
-  /** all request headers must arrive within this */
-  headersMs: number
-  /** the whole request, body included, must arrive within this */
-  requestMs: number
-  /** how often Node checks the two above */
-  checkMs: number
-}
-
-export const CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 20_000, requestMs: 120_000, checkMs: 2_000 }
-
 /** While Redis is down, each replica spends at most this share of the budget on its own. */
 export const OUTAGE_SHARE = 0.25
-
-export interface ProxyState {
-  /** false from the start of shutdown: /readyz answers 503 */
-  ready: boolean
-  /** true once new API calls get 503 SHUTTING_DOWN (after SHUTDOWN_DELAY_MS) */
-  closing: boolean
-  startedAt: number
-  /** client requests answered */
-  requests: number
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** the client's name for logs, fairness and metrics: its key's name, or its address */
-    clientName: string
-    /** how the cache answered (X-Cache), or ABORTED when the client left first; unset for writes */
-    cacheResult?: CacheResult | 'ABORTED'
-  }
-  interface FastifyInstance {
-    upstream: Upstream
-    cache: HttpCache
-    distributed: Distributed | undefined
-    /** CACHE_DIR in use; undefined: memory only */
-    persistence: Persistence | undefined
-    proxyState: ProxyState
-  }
-}
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const { config } = o
@@ -144,7 +107,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   distributed?.onInvalidation((inv) => cache.applyRemote(inv))
   persistence?.start(cache, upstream.throttle)
   const metrics = createMetrics(cache, upstream, config.rateLimit)
-  const state: ProxyState = { ready: true, closing: false, startedAt: Date.now(), requests: 0 }
+  const state = newProxyState()
   app.decorate('upstream', upstream)
   app.decorate('cache', cache)
   app.decorate('distributed', distributed)
@@ -158,49 +121,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     app.log.warn({ host: config.host }, 'PROXY_API_KEYS is empty and HOST is not a loopback address: anyone who can reach this port can spend the token')
   }
 
-  // While closing, every answer ends its connection, so that keep-alive clients let go: a request
-  // listener added at preClose (below) sets it, so no hook runs on every answer before that.
-
-  // One line per request, without the query (it may carry personal data) and never a header.
-  // Label lookups are remembered (prom-client hashes labels on every call), and the log line's object
-  // is built only when the line is written.
-  const requestCounters = new Map<string, Cell>()
-  const resourceCounters = new Map<string, Map<string, Cell>>()
-  const resources = new WeakMap<SplitUrl, string>()
-  app.addHook('onResponse', (request, reply, done) => {
-    const label = `${request.method} ${reply.statusCode}`
-    let counter = requestCounters.get(label)
-    if (!counter) requestCounters.set(label, (counter = cellOf(metrics.requests, { method: request.method, status: String(reply.statusCode) })))
-    counter.inc()
-    if (clientAuth.enabled && request.clientName) metrics.clientRequests.labels(request.clientName).inc()
-    if (request.api) {
-      const result = request.cacheResult?.toLowerCase() ?? (request.method === 'GET' || request.method === 'HEAD' ? 'none' : 'write')
-      let resource = resources.get(request.api)
-      if (!resource) resources.set(request.api, (resource = resourceOf(request.api.rawPath)))
-      let byResource = resourceCounters.get(result)
-      if (!byResource) resourceCounters.set(result, (byResource = new Map<string, Cell>()))
-      let c = byResource.get(resource)
-      if (!c) byResource.set(resource, (c = cellOf(metrics.resourceRequests, { resource, result })))
-      c.inc()
-    }
-    state.requests++
-    const log = request.log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
-    if (log.isLevelEnabled && !log.isLevelEnabled('info')) return done()
-    const path = request.url.split('?', 1)[0]
-    request.log.info(
-      {
-        method: request.method,
-        path,
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        cache: request.cacheResult,
-        client: request.clientName || undefined,
-      },
-      'request',
-    )
-    done()
-  })
-
+  registerRequestLog(app, { metrics, clientAuth, state })
   registerErrorHandlers(app, { bodyLimitBytes: config.bodyLimitBytes })
 
   // Host allow-list and cross-site refusal, first on every route but the probes
@@ -210,48 +131,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   registerAudit(app, config.auditLog)
   registerClients(app, { config, metrics, upstream })
   registerOpsRoutes(app, { state, metrics, redis: distributed && { ready: () => distributed.up() } })
-  const history = new History(o.historyIntervalMs ?? 5_000, 15 * 60_000, async () => ({
-    requests: state.requests,
-    hits: cache.stats.hits,
-    misses: cache.stats.misses,
-    stale: cache.stats.stale,
-    bypass: cache.stats.bypass,
-    calls: upstream.throttle.stats.calls,
-    throttled: upstream.throttle.stats.throttled,
-    unauthorized: upstream.unauthorized,
-    queue: upstream.throttle.depth,
-    budget: await upstream.throttle.budgetLeft(),
-    bytes: cache.store.bytes,
-  }))
-  history.start()
-  // the token's expiry is checked at start (Upstream) and then twice a day
-  const expiryCheck = setInterval(() => upstream.checkTokenExpiry(), 12 * 3_600_000)
-  expiryCheck.unref()
+  const history = registerHistory(app, { state, intervalMs: o.historyIntervalMs ?? 5_000 })
   registerProxyRoutes(app, { config, adminAuth, history })
   await registerApiRoutes(app, { config, clientAuth, metrics })
 
-  // Shutdown: not ready at once (load balancers stop sending), keep serving for SHUTDOWN_DELAY_MS,
-  // then refuse new calls and give calls still waiting for the budget a 503: they were never sent,
-  // and another replica (or a retry) can take them. Calls in flight run to their end.
-  const sockets = trackSockets(app.server)
-  app.addHook('preClose', async () => {
-    state.ready = false
-    if (config.shutdownDelayMs) await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
-    state.closing = true
-    app.server.prependListener('request', (_req: unknown, res: { setHeader(n: string, v: string): void }) => res.setHeader('connection', 'close'))
-    upstream.throttle.rejectWaiting()
-    sockets.closeIdle()
-  })
-  app.addHook('onClose', async () => {
-    history.stop()
-    clearInterval(expiryCheck)
-    await upstream.close()
-    await distributed?.close()
-    persistence?.close()
-  })
+  registerLifecycle(app, { state, shutdownDelayMs: config.shutdownDelayMs })
   return app
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host)
 }

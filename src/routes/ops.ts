@@ -1,6 +1,6 @@
 // /healthz, /readyz and /metrics: for orchestrators and Prometheus.
 import type { FastifyInstance } from 'fastify'
-import type { ProxyState } from '../app.js'
+import type { ProxyState } from '../state.js'
 import type { Metrics } from '../metrics.js'
 
 export interface ReadinessProbe {
