@@ -58,7 +58,7 @@ export default defineConfig(
   },
   {
     // the simulator echoes untyped request bodies into its fake records, as the real API does
-    files: ['src/simulator/**'],
+    files: ['simulator/**'],
     rules: {
       '@typescript-eslint/restrict-template-expressions': 'off',
       '@typescript-eslint/no-base-to-string': 'off',

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { createSimulator, DEMO_TOKEN, type Simulator, type SimulatorOptions } from '../src/simulator/app.js'
+import { createSimulator, DEMO_TOKEN, type Simulator, type SimulatorOptions } from '../simulator/app.js'
 import { freePort } from '../test/helpers.js'
 
 export { freePort }

@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DEMO_TOKEN } from '../src/simulator/app.js'
+import { DEMO_TOKEN } from '../simulator/app.js'
 import { freePort, sleep } from './lib.js'
 
 export const hasNginx = (): boolean => spawnSync('nginx', ['-v']).status === 0

@@ -7,7 +7,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
-import { DEMO_TOKEN } from '../src/simulator/app.js'
+import { DEMO_TOKEN } from '../simulator/app.js'
 import { freePort, goal, load, percentile, sleep, startProxy, startSim, table, type Load } from './lib.js'
 
 const MAX = 64 * 1024 * 1024

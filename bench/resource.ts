@@ -2,7 +2,7 @@
 // every 200 the proxy answers is compared with what the simulator answers for that exact request at
 // that moment (rendered in-process, not counted as a call). Only fields a write changed may differ,
 // and only within the TTL after that write (a read that raced the write).
-import type { Simulator } from '../src/simulator/app.js'
+import type { Simulator } from '../simulator/app.js'
 import { percentile, startProxyProcess, startSim } from './lib.js'
 
 /** Time scale: 60 calls per 3 s and a 3 s TTL stand for 60 per minute and a 60 s TTL. */

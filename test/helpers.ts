@@ -5,7 +5,7 @@ import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { createSimulator, DEMO_TOKEN, type Simulator, type SimulatorOptions } from '../src/simulator/app.js'
+import { createSimulator, DEMO_TOKEN, type Simulator, type SimulatorOptions } from '../simulator/app.js'
 
 export { DEMO_TOKEN }
 

@@ -1,5 +1,5 @@
 // A redis-server of its own on a free loopback port, without persistence: the one starter the
-// distributed-mode tests (test/distributed/) and the bench (bench/run.ts) share.
+// distributed-mode tests (test/redis/) and the bench (bench/run.ts) share.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { freePort } from './helpers.js'
 

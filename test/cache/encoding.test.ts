@@ -4,9 +4,9 @@ import { request } from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSimulator, type Simulator } from '../../src/simulator/app.js'
+import { createSimulator, type Simulator } from '../../simulator/app.js'
 import { startStack, until, type Stack } from '../helpers.js'
-import { hasRedis, startRedis, startReplica, type RedisServer, type Replica } from '../distributed/fixtures.js'
+import { hasRedis, startRedis, startReplica, type RedisServer, type Replica } from '../redis/fixtures.js'
 
 interface Raw {
   status: number

@@ -1,6 +1,6 @@
 // The simulator behaves like JobProgress where the resource-aware cache relies on it.
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSimulator, DEMO_TOKEN, type Simulator } from '../../src/simulator/app.js'
+import { createSimulator, DEMO_TOKEN, type Simulator } from '../../simulator/app.js'
 
 type Json = Record<string, unknown>
 

@@ -3,8 +3,8 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createSimulator, type Simulator } from '../../src/simulator/app.js'
-import { hasRedis, startRedis, startReplica, type RedisServer, type Replica } from '../distributed/fixtures.js'
+import { createSimulator, type Simulator } from '../../simulator/app.js'
+import { hasRedis, startRedis, startReplica, type RedisServer, type Replica } from '../redis/fixtures.js'
 import { sleep, until } from '../helpers.js'
 import { tempDir } from './fixtures.js'
 

@@ -10,7 +10,7 @@ import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { DEMO_TOKEN } from '../../src/simulator/app.js'
+import { DEMO_TOKEN } from '../../simulator/app.js'
 import { freePort, sleep } from '../helpers.js'
 
 export const tempDir = (): string => join(mkdtempSync(join(tmpdir(), 'jpp-persist-')), 'cache')

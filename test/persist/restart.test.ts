@@ -1,7 +1,7 @@
 // Restarts of a real process: SIGTERM loses nothing, SIGKILL at most the last seconds, an eviction
 // made before a restart stays made, and the budget spent before a restart still counts after it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createSimulator, type Simulator } from '../../src/simulator/app.js'
+import { createSimulator, type Simulator } from '../../simulator/app.js'
 import { sleep } from '../helpers.js'
 import { get, startChild, tempDir } from './fixtures.js'
 

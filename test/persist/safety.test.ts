@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, tru
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createSimulator, DEMO_TOKEN, type Simulator } from '../../src/simulator/app.js'
+import { createSimulator, DEMO_TOKEN, type Simulator } from '../../simulator/app.js'
 import { sleep } from '../helpers.js'
 import { get, startChild, startInProcess, tempDir } from './fixtures.js'
 

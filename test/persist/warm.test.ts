@@ -4,7 +4,7 @@
 import { readdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createSimulator, type Simulator } from '../../src/simulator/app.js'
+import { createSimulator, type Simulator } from '../../simulator/app.js'
 import { sleep, until } from '../helpers.js'
 import { get, startInProcess, tempDir } from './fixtures.js'
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
-import { createSimulator } from '../../src/simulator/app.js'
+import { createSimulator } from '../../simulator/app.js'
 import { DEMO_TOKEN, startStack, until, type Stack } from '../helpers.js'
 
 const KEYS = 'office:k-office-SECRET,batch:k-batch-SECRET'

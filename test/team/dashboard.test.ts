@@ -3,7 +3,7 @@ import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from '../helpers.js'
 
-// Debian's chromium, as in test/ops/dashboard.test.ts (importing that file would run its tests here too)
+// Debian's chromium, as in test/routes/dashboard.test.ts (importing that file would run its tests here too)
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

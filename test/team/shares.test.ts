@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { startStack, type Stack } from '../helpers.js'
-import { maxInAnyWindow } from '../throttle/window.js'
+import { maxInAnyWindow } from '../upstream/window.js'
 
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx')
 const KEYS = 'office:k-office-1,batch:k-batch-2,billing:k-billing-3'

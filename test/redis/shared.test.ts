@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createSimulator, type Simulator } from '../../src/simulator/app.js'
+import { createSimulator, type Simulator } from '../../simulator/app.js'
 import { until } from '../helpers.js'
-import { maxInAnyWindow } from '../throttle/window.js'
+import { maxInAnyWindow } from '../upstream/window.js'
 import { hasRedis, startRedis, startReplica, status, type RedisServer, type Replica } from './fixtures.js'
 
 describe.skipIf(!hasRedis)('two replicas, one Redis: one budget, one cache, one view of writes', () => {

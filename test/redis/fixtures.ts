@@ -1,6 +1,6 @@
 // Real redis-server and real replica processes on loopback, for the distributed-mode tests.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { DEMO_TOKEN } from '../../src/simulator/app.js'
+import { DEMO_TOKEN } from '../../simulator/app.js'
 import { freePort, sleep, until } from '../helpers.js'
 
 export { freePort }

@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createSimulator, DEMO_TOKEN } from '../../src/simulator/app.js'
+import { createSimulator, DEMO_TOKEN } from '../../simulator/app.js'
 import { freePort, until } from '../helpers.js'
 
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { createSimulator, DEMO_TOKEN } from '../../src/simulator/app.js'
+import { createSimulator, DEMO_TOKEN } from '../../simulator/app.js'
 import { startStack, until } from '../helpers.js'
 
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx')

@@ -3,7 +3,7 @@
 // streamed answers (writes, answers too large for an entry): the token's bytes masked.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_TOKEN, startStack, until, type Stack } from '../helpers.js'
-import { hasRedis, startRedis, type RedisServer } from '../distributed/fixtures.js'
+import { hasRedis, startRedis, type RedisServer } from '../redis/fixtures.js'
 import { MaskSecret, secretForms } from '../../src/upstream/leak.js'
 import { Readable } from 'node:stream'
 

@@ -1,4 +1,4 @@
-import type { CallRecord } from '../../src/simulator/app.js'
+import type { CallRecord } from '../../simulator/app.js'
 
 /** The largest number of calls the simulator received in any interval of `windowMs`. */
 export function maxInAnyWindow(calls: CallRecord[], windowMs: number): number {

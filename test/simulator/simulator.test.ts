@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSimulator, DEMO_TOKEN, parseForm, type Simulator, type SimulatorOptions } from '../../src/simulator/app.js'
+import { createSimulator, DEMO_TOKEN, parseForm, type Simulator, type SimulatorOptions } from '../../simulator/app.js'
 
 const auth = { authorization: `Bearer ${DEMO_TOKEN}` }
 

@@ -1,7 +1,7 @@
 // npm run demo: the simulator on loopback and the proxy in front of it. No token, no network.
-import { createSimulator, DEMO_TOKEN } from './simulator/app.js'
-import { buildApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { createSimulator, DEMO_TOKEN } from '../simulator/app.js'
+import { buildApp } from '../src/app.js'
+import { ConfigError, loadConfig } from '../src/config.js'
 
 const sim = createSimulator({ rateLimit: 60, rateWindowMs: 60_000 })
 const simUrl = await sim.listen(Number(process.env.SIM_PORT ?? 0))

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { createSimulator } from '../../src/simulator/app.js'
+import { createSimulator } from '../../simulator/app.js'
 import { startStack, until } from '../helpers.js'
 
 const jwt = (exp: number) =>

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSimulator, type Simulator } from '../../src/simulator/app.js'
+import { createSimulator, type Simulator } from '../../simulator/app.js'
 import { until } from '../helpers.js'
 import { hasRedis, startRedis, startReplica, status, type RedisServer, type Replica } from './fixtures.js'
 
