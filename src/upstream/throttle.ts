@@ -8,10 +8,11 @@
 // "phantom calls" of the log: they come back the same way, so the slots in play always add up to
 // the limit.
 //
-// Queue: Bottleneck cannot take a job back once queued, so waiting happens here, in front of it:
-// by class (retries, writes, reads, background refreshes), round-robin between clients within a
-// class. At most one job waits inside Bottleneck at a time: a caller that leaves (disconnect, queue
-// timeout) simply leaves this queue, and a newcomer from another client is one slot from the front.
+// Queue: Bottleneck cannot take a job back once queued, so waiting happens here, in front of it
+// (throttle-queue.ts): by class (retries, writes, reads, background refreshes), round-robin between
+// clients within a class. At most one job waits inside Bottleneck at a time: a caller that leaves
+// (disconnect, queue timeout) simply leaves this queue, and a newcomer from another client is one
+// slot from the front.
 //
 // Distributed mode: the budget is a clustered Bottleneck (Redis) whose slots come back through
 // RedisSlots, shared by every replica. While Redis is down, calls go through a local limiter holding
@@ -22,9 +23,9 @@ import { fastLocalYield } from './bottleneck-local.js'
 import { LocalSlots, type SlotStore } from './slots.js'
 import { ClientWindows, type CallTiming } from './accounting.js'
 import { AbortedError, QueueFull, QueueTimeout, ShuttingDown, withRetryAfter } from '../errors.js'
+import { FairQueue, type CallClass, type Waiter } from './throttle-queue.js'
 
-export type CallClass = 'retry' | 'write' | 'read' | 'background'
-const CLASSES: readonly CallClass[] = ['retry', 'write', 'read', 'background']
+export type { CallClass } from './throttle-queue.js'
 
 export interface ThrottleOptions {
   limit: number
@@ -55,22 +56,6 @@ export interface JobResult<T> {
   finished?: Promise<unknown>
 }
 
-interface Waiter {
-  client: string
-  /** whose budget share and counts the call goes to (the client key's name, or "anonymous") */
-  account: string
-  timing: CallTiming | undefined
-  /** holds a slot of its account's window (ClientWindows) */
-  holds?: boolean
-  cls: CallClass
-  state: 'queued' | 'handed' | 'running' | 'abandoned'
-  enqueuedAt: number
-  timer: NodeJS.Timeout | undefined
-  job: (budget: Budget) => Promise<void>
-  fail: (err: unknown) => void
-  detach: () => void
-}
-
 export interface ThrottleStats {
   calls: number
   throttled: number
@@ -88,9 +73,8 @@ export class Throttle {
   /** per-client calls, waits and window use; the share caps */
   readonly clients: ClientWindows
   readonly #o: ThrottleOptions
-  readonly #queues = new Map<CallClass, Map<string, Waiter[]>>(CLASSES.map((c) => [c, new Map()]))
+  readonly #queue = new FairQueue()
   readonly #local: Budget
-  #waiting = 0
   #inLimiter = 0
   #running = 0
   #started = 0
@@ -122,7 +106,7 @@ export class Throttle {
 
   /** Calls waiting for the budget (the contract's queue depth). */
   get depth(): number {
-    return this.#waiting + this.#inLimiter
+    return this.#queue.size + this.#inLimiter
   }
 
   get running(): number {
@@ -215,11 +199,7 @@ export class Throttle {
         this.#abandon(w, withRetryAfter(new QueueTimeout(), this.retryAfterSeconds()))
       }, this.#o.queueTimeoutMs)
       opts.signal?.addEventListener('abort', onAbort, { once: true })
-      const perClient = this.#queues.get(opts.cls)!
-      const list = perClient.get(opts.client)
-      if (list) list.push(w)
-      else perClient.set(opts.client, [w])
-      this.#waiting++
+      this.#queue.push(w)
       this.#pump()
     })
   }
@@ -258,11 +238,7 @@ export class Throttle {
   /** Shutdown: every call still waiting gets SHUTTING_DOWN (it was never sent); new ones too. */
   rejectWaiting(): void {
     this.#closed = true
-    for (const perClient of this.#queues.values()) {
-      for (const list of [...perClient.values()]) {
-        for (const w of [...list]) this.#abandon(w, withRetryAfter(new ShuttingDown(), 5))
-      }
-    }
+    for (const w of this.#queue.all()) this.#abandon(w, withRetryAfter(new ShuttingDown(), 5))
     for (const w of [...this.#handed]) this.#abandon(w, withRetryAfter(new ShuttingDown(), 5))
   }
 
@@ -280,59 +256,19 @@ export class Throttle {
     this.clients.close()
   }
 
-  /** Calls of `client` waiting in the queue (not yet handed to the limiter). */
-  #queuedOf(client: string): number {
-    let n = 0
-    for (const perClient of this.#queues.values()) n += perClient.get(client)?.length ?? 0
-    return n
-  }
-
-  /**
-   * The queue is full: one client must not keep the others out. When another client holds at least
-   * two waiting calls more than `client`, its newest waiting call (the least urgent class first)
-   * leaves the queue with QUEUE_FULL, and `client` takes the place. So a lone client may fill the
-   * queue, but under contention each client's share shrinks towards QUEUE_MAX / clients, and a
-   * newcomer is always queued.
-   */
+  /** The queue is full: another client's newest waiting call may leave it for `client` (FairQueue.victimFor). */
   #makeRoom(client: string): boolean {
-    const mine = this.#queuedOf(client)
-    let victim: string | undefined
-    let most = mine + 1
-    const counted = new Set<string>()
-    for (const perClient of this.#queues.values()) {
-      for (const other of perClient.keys()) {
-        if (other === client || counted.has(other)) continue
-        counted.add(other)
-        const n = this.#queuedOf(other)
-        if (n > most) {
-          most = n
-          victim = other
-        }
-      }
-    }
-    if (victim === undefined) return false
-    for (const cls of [...CLASSES].reverse()) {
-      if (cls === 'retry') continue
-      const list = this.#queues.get(cls)!.get(victim)
-      const w = list?.[list.length - 1]
-      if (!w) continue
-      this.stats.queueFull++
-      this.#abandon(w, withRetryAfter(new QueueFull(), this.retryAfterSeconds()))
-      return true
-    }
-    return false
+    const w = this.#queue.victimFor(client)
+    if (!w) return false
+    this.stats.queueFull++
+    this.#abandon(w, withRetryAfter(new QueueFull(), this.retryAfterSeconds()))
+    return true
   }
 
   #abandon(w: Waiter, err: unknown): void {
     if (w.state === 'running' || w.state === 'abandoned') return
     w.detach()
-    if (w.state === 'queued') {
-      const perClient = this.#queues.get(w.cls)!
-      const list = perClient.get(w.client)!
-      list.splice(list.indexOf(w), 1)
-      if (list.length === 0) perClient.delete(w.client)
-      this.#waiting--
-    }
+    if (w.state === 'queued') this.#queue.remove(w)
     // 'handed': Bottleneck holds the job; it will see the state and give its slot straight back.
     if (w.timing) w.timing.budgetMs += Date.now() - w.enqueuedAt
     w.state = 'abandoned'
@@ -344,20 +280,6 @@ export class Throttle {
     if (!w.holds) return
     w.holds = false
     this.clients.giveBack(w.account)
-  }
-
-  #next(): Waiter | undefined {
-    for (const cls of CLASSES) {
-      const perClient = this.#queues.get(cls)!
-      for (const [client, list] of perClient) {
-        if (this.clients.capped(list[0]!.account)) continue // its share of this window is spent
-        const w = list.shift()!
-        perClient.delete(client)
-        if (list.length > 0) perClient.set(client, list) // to the back of the round
-        return w
-      }
-    }
-    return undefined
   }
 
   /**
@@ -373,13 +295,12 @@ export class Throttle {
   }
 
   #pump(): void {
-    while (!this.#closed && this.#waiting > 0 && this.#inLimiter < this.#handLimit(this.budget)) {
-      const w = this.#next()
+    while (!this.#closed && this.#queue.size > 0 && this.#inLimiter < this.#handLimit(this.budget)) {
+      const w = this.#queue.next((account) => this.clients.capped(account))
       if (!w) break // only clients at their share's cap wait: ClientWindows calls #pump when one frees
       this.clients.take(w.account)
       w.holds = true
       const budget = this.budget
-      this.#waiting--
       this.#inLimiter++
       w.state = 'handed'
       this.#handed.add(w)
@@ -405,9 +326,7 @@ export class Throttle {
             // the shared limiter failed (Redis went away) before the call was sent: queue it again
             this.#o.onError?.(err)
             w.state = 'queued'
-            const perClient = this.#queues.get(w.cls)!
-            perClient.set(w.client, [w, ...(perClient.get(w.client) ?? [])])
-            this.#waiting++
+            this.#queue.unshift(w)
             setTimeout(() => this.#pump(), 50).unref()
             return
           }
