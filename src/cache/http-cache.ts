@@ -2,36 +2,26 @@
 // stale-if-error, client directives, and precise eviction after writes. HTTP is the route's job;
 // this file decides what to answer.
 import type { Readable } from 'node:stream'
-import { LRUCache } from 'lru-cache'
 import { NotCached, QueueFull, QueueTimeout, UpstreamTimeout, UpstreamUnreachable } from '../errors.js'
 import { requestDirectives, type RequestDirectives } from './directives.js'
 import { cacheKey, type CacheKey } from './key.js'
 import { Fills, type Fetched, type Fill } from './covering.js'
 import { fetchFill, type FillContext } from './fill.js'
 import { evict as evictFilters, invalidate, invalidationFilters, type InvalidationContext } from './invalidation.js'
+import { KeyMemo } from './key-memo.js'
 import { Resources } from './resource.js'
-import { ttlFor } from './rules.js'
 import { isStorable } from './storable.js'
 import { CacheStore, makeEntry, type Entry, type EvictFilter } from './store.js'
 import type { CacheRequest, CacheResult, CacheStats, HttpCacheOptions, Invalidation, Served } from './types.js'
 
 export type { CacheRequest, CacheResult, CacheStats, HttpCacheOptions, Invalidation, Served, SharedCache } from './types.js'
+export { KEY_MEMO_BYTES } from './key-memo.js'
 
 const NAME = 'jobprogress-proxy'
 
 /** errors and answers that let a stale entry stand in (docs/contract.md: stale-if-error) */
 function isFailure(err: unknown): boolean {
   return err instanceof UpstreamUnreachable || err instanceof UpstreamTimeout || err instanceof QueueFull || err instanceof QueueTimeout
-}
-
-/** Bound of the URL -> key memo (bytes, estimated from string lengths). */
-export const KEY_MEMO_BYTES = 4 * 1024 * 1024
-
-function memoSize(v: { k: CacheKey }, raw: string): number {
-  // UTF-16 strings: the raw URL, the key, the path, the includes; plus the objects themselves
-  let chars = raw.length + v.k.key.length + v.k.path.length
-  for (const i of v.k.includes) chars += i.length
-  return chars * 2 + 200
 }
 
 export class HttpCache {
@@ -43,7 +33,7 @@ export class HttpCache {
   /** upstream calls in flight or queued, and their waiters (src/cache/covering.ts) */
   readonly #fills: Fills
   /** raw URL -> key and TTL, bounded by bytes: a long unique URL must not pin 30 KB for ever */
-  readonly #keys = new LRUCache<string, { k: CacheKey; ttlMs: number }>({ maxSize: KEY_MEMO_BYTES, sizeCalculation: memoSize })
+  readonly #keys: KeyMemo
   /** what the upstream fill (fill.ts) and invalidation (invalidation.ts) work on */
   readonly #fill: FillContext
   readonly #inv: InvalidationContext
@@ -51,6 +41,7 @@ export class HttpCache {
   constructor(o: HttpCacheOptions) {
     this.#o = o
     this.store = o.store
+    this.#keys = new KeyMemo(o.rules, o.ttlSeconds)
     this.resources = new Resources({ store: o.store, rules: o.rules, now: o.now, log: o.log })
     this.#fills = new Fills({ resources: this.resources, run: (job) => fetchFill(this.#fill, job), distributed: !!o.shared })
     this.#fill = { o, store: o.store, resources: this.resources, fills: this.#fills }
@@ -59,7 +50,7 @@ export class HttpCache {
 
   /** bytes held by the URL -> key memo (estimated), at most KEY_MEMO_BYTES */
   get keyMemoBytes(): number {
-    return this.#keys.calculatedSize
+    return this.#keys.bytes
   }
 
   get inflight(): number {
@@ -71,7 +62,7 @@ export class HttpCache {
    * background refresh). Undefined when an upstream call is needed: then call get().
    */
   lookup(req: CacheRequest): Served | undefined {
-    const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
+    const { k, ttlMs } = this.#keys.keyOf(req.rawPath, req.rawQuery)
     if (ttlMs === 0) return undefined
     const dir = requestDirectives(req.cacheControl)
     if (dir.noStore) return undefined
@@ -136,7 +127,7 @@ export class HttpCache {
     if (now - e.storedAt < e.ttlMs || now >= e.storedAt + e.ttlMs + e.staleMs) return undefined
     const rawPath = e.path.split('/').map(encodeURIComponent).join('/')
     const rawQuery = e.key.length > e.path.length ? e.key.slice(e.path.length) : ''
-    const { k, ttlMs } = this.#keyOf(rawPath, rawQuery)
+    const { k, ttlMs } = this.#keys.keyOf(rawPath, rawQuery)
     if (k.key !== key || ttlMs === 0) return undefined
     const req: CacheRequest = { rawPath, rawQuery, cacheControl: undefined, client, signal: () => new AbortController().signal }
     const shared = this.#o.shared
@@ -151,7 +142,7 @@ export class HttpCache {
 
   /** Any answer: from the store when it can (see lookup), else through one coalesced upstream call. */
   async get(req: CacheRequest): Promise<Served> {
-    const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
+    const { k, ttlMs } = this.#keys.keyOf(req.rawPath, req.rawQuery)
     const dir = requestDirectives(req.cacheControl)
     if (dir.noStore || ttlMs === 0) {
       if (dir.onlyIfCached) throw new NotCached()
@@ -230,7 +221,7 @@ export class HttpCache {
     const n = await this.evictForWrite(rawPath)
     const r = body && this.resources.writes.fromWrite(method, path, body)
     if (!r || !this.resources.on('write-refresh', r.path)) return n
-    const { k, ttlMs } = this.#keyOf(method === 'POST' ? `${rawPath}/${r.path.split('/').pop()}` : rawPath, '')
+    const { k, ttlMs } = this.#keys.keyOf(method === 'POST' ? `${rawPath}/${r.path.split('/').pop()}` : rawPath, '')
     if (k.path !== r.path) return n
     // the write's answer, in the shape of a stored entry of the route: JSON already
     if (!isStorable({ ttlMs, status: 200, cacheControl: r.headers['cache-control'], contentType: r.headers['content-type'], body: r.body, maxEntryBytes: this.#o.maxEntryBytes, knownJson: true })) return n
@@ -263,18 +254,6 @@ export class HttpCache {
   /** Applies eviction filters to the store and to fills in flight. */
   evict(filters: EvictFilter[]): number {
     return evictFilters(this.#inv, filters)
-  }
-
-  /** cacheKey and TTL rule for a raw URL, remembered: the hit path computes neither twice. */
-  #keyOf(rawPath: string, rawQuery: string): { k: CacheKey; ttlMs: number } {
-    const raw = rawPath + rawQuery
-    let known = this.#keys.get(raw)
-    if (!known) {
-      const k = cacheKey(rawPath, rawQuery)
-      known = { k, ttlMs: ttlFor(this.#o.rules, k.path, this.#o.ttlSeconds) * 1000 }
-      this.#keys.set(raw, known)
-    }
-    return known
   }
 
   #fromEntry(e: Entry, result: CacheResult, cacheStatus: string): Served {
