@@ -1,123 +1,27 @@
 // Cache policy for GET (and HEAD): fresh hits, coalesced misses, stale-while-revalidate,
 // stale-if-error, client directives, and precise eviction after writes. HTTP is the route's job;
 // this file decides what to answer.
-import type { FastifyBaseLogger } from 'fastify'
 import type { Readable } from 'node:stream'
-import { LRUCache } from 'lru-cache'
-import { NotCached, QueueFull, QueueTimeout, UpstreamLeakedToken, UpstreamTimeout, UpstreamUnreachable } from '../errors.js'
-import type { Upstream } from '../upstream/client.js'
-import { clientResponseHeaders } from '../upstream/headers.js'
-import { type CallTiming } from '../upstream/accounting.js'
-import { requestDirectives, responseNoStore, type RequestDirectives } from './directives.js'
-import { Fanout, readUpTo } from './fanout.js'
+import { NotCached, QueueFull, QueueTimeout, UpstreamTimeout, UpstreamUnreachable } from '../errors.js'
+import { requestDirectives, type RequestDirectives } from './directives.js'
 import { cacheKey, type CacheKey } from './key.js'
-import { Fills, type Fetched, type FetchJob, type Fill } from './covering.js'
+import { Fills, type Fetched, type Fill } from './covering.js'
+import { fetchFill, type FillContext } from './fill.js'
+import { evict as evictFilters, invalidate, invalidationFilters, type InvalidationContext } from './invalidation.js'
+import { KeyMemo } from './key-memo.js'
 import { Resources } from './resource.js'
-import { linkedTargets, ttlFor, type CacheRules } from './rules.js'
-import type { Encoding } from './encoding.js'
-import { CacheStore, holdsInclude, identityBody, makeEntry, type Entry, type EvictFilter } from './store.js'
+import { isStorable } from './storable.js'
+import { CacheStore, makeEntry, type Entry, type EvictFilter } from './store.js'
+import type { CacheRequest, CacheResult, CacheStats, HttpCacheOptions, Invalidation, Served } from './types.js'
 
-export type CacheResult = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
+export type { CacheRequest, CacheResult, CacheStats, HttpCacheOptions, Invalidation, Served, SharedCache } from './types.js'
+export { KEY_MEMO_BYTES } from './key-memo.js'
+
 const NAME = 'jobprogress-proxy'
-
-export interface Served {
-  result: CacheResult
-  status: number
-  headers: Readonly<Record<string, string | string[]>>
-  /**
-   * Buffer: in `encoding` (a compressed entry's stored bytes are sent as they are to gzip clients).
-   * A stream only for an answer larger than an entry may be (never held whole, never stored; identity).
-   */
-  body: Buffer | Readable
-  encoding: Encoding
-  /** the entry answered from (identityBody() of it for clients without gzip) */
-  entry?: Entry
-  /** the RFC 9211 Cache-Status value */
-  cacheStatus: string
-  etag?: string
-  /** seconds since stored, on HIT and STALE */
-  age?: number
-}
-
-export interface CacheRequest {
-  /** path under /api/v3, percent-encoded as sent */
-  rawPath: string
-  /** '' or '?...', as sent */
-  rawQuery: string
-  cacheControl: string | undefined
-  client: string
-  /** whose budget a call spends (client key name or "anonymous"); default: client */
-  account?: string
-  /** this request's Server-Timing figures: a call it makes or joins adds to them */
-  timing?: CallTiming
-  /** aborts when the client leaves; asked for only when an upstream call is needed */
-  signal: () => AbortSignal
-}
-
-export interface CacheStats {
-  hits: number
-  misses: number
-  stale: number
-  bypass: number
-  evicted: number
-  refreshes: number
-}
-
-export interface HttpCacheOptions {
-  store: CacheStore
-  upstream: Upstream
-  rules: CacheRules
-  ttlSeconds: number
-  staleSeconds: number
-  maxEntryBytes: number
-  now: () => number
-  log: FastifyBaseLogger
-  /** distributed mode: the Redis tier, its invalidations and its fill lock */
-  shared?: SharedCache
-  /** how long a replica holds the fill lock of a key, and others wait for it */
-  lockMs?: number
-}
-
-/** The second tier (src/redis/distributed.ts), as the cache sees it. */
-export interface SharedCache {
-  up(): boolean
-  get(key: string): Promise<Entry | undefined>
-  set(e: Entry): Promise<void>
-  invalidate(inv: Invalidation, filters: EvictFilter[]): Promise<void>
-  lock(key: string, ms: number): Promise<boolean>
-  filled(key: string): Promise<void>
-  waitFor(key: string, ms: number): Promise<Entry | undefined>
-}
-
-export type Invalidation = { op: 'write'; path: string } | { op: 'purge'; prefix: string | undefined }
-
-// Answers JobProgress sends for the request only, never to be stored or replayed.
-const NOT_STORED = new Set(['date', 'content-length', 'age', 'etag', 'x-cache', 'cache-status'])
-
-/** JobProgress answers JSON: a 200 that is not (a maintenance page, a proxy's error) is passed on, never stored. */
-function isJson(contentType: string | string[] | undefined, body: Buffer): boolean {
-  if (!/\bjson\b/i.test(String(contentType ?? ''))) return false
-  try {
-    JSON.parse(body.toString('utf8'))
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** errors and answers that let a stale entry stand in (docs/contract.md: stale-if-error) */
 function isFailure(err: unknown): boolean {
   return err instanceof UpstreamUnreachable || err instanceof UpstreamTimeout || err instanceof QueueFull || err instanceof QueueTimeout
-}
-
-/** Bound of the URL -> key memo (bytes, estimated from string lengths). */
-export const KEY_MEMO_BYTES = 4 * 1024 * 1024
-
-function memoSize(v: { k: CacheKey }, raw: string): number {
-  // UTF-16 strings: the raw URL, the key, the path, the includes; plus the objects themselves
-  let chars = raw.length + v.k.key.length + v.k.path.length
-  for (const i of v.k.includes) chars += i.length
-  return chars * 2 + 200
 }
 
 export class HttpCache {
@@ -129,18 +33,24 @@ export class HttpCache {
   /** upstream calls in flight or queued, and their waiters (src/cache/covering.ts) */
   readonly #fills: Fills
   /** raw URL -> key and TTL, bounded by bytes: a long unique URL must not pin 30 KB for ever */
-  readonly #keys = new LRUCache<string, { k: CacheKey; ttlMs: number }>({ maxSize: KEY_MEMO_BYTES, sizeCalculation: memoSize })
+  readonly #keys: KeyMemo
+  /** what the upstream fill (fill.ts) and invalidation (invalidation.ts) work on */
+  readonly #fill: FillContext
+  readonly #inv: InvalidationContext
 
   constructor(o: HttpCacheOptions) {
     this.#o = o
     this.store = o.store
+    this.#keys = new KeyMemo(o.rules, o.ttlSeconds)
     this.resources = new Resources({ store: o.store, rules: o.rules, now: o.now, log: o.log })
-    this.#fills = new Fills({ resources: this.resources, run: (job) => this.#fetch(job), distributed: !!o.shared })
+    this.#fills = new Fills({ resources: this.resources, run: (job) => fetchFill(this.#fill, job), distributed: !!o.shared })
+    this.#fill = { o, store: o.store, resources: this.resources, fills: this.#fills }
+    this.#inv = { store: o.store, resources: this.resources, fills: this.#fills, rules: o.rules, shared: o.shared, stats: this.stats }
   }
 
   /** bytes held by the URL -> key memo (estimated), at most KEY_MEMO_BYTES */
   get keyMemoBytes(): number {
-    return this.#keys.calculatedSize
+    return this.#keys.bytes
   }
 
   get inflight(): number {
@@ -152,7 +62,7 @@ export class HttpCache {
    * background refresh). Undefined when an upstream call is needed: then call get().
    */
   lookup(req: CacheRequest): Served | undefined {
-    const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
+    const { k, ttlMs } = this.#keys.keyOf(req.rawPath, req.rawQuery)
     if (ttlMs === 0) return undefined
     const dir = requestDirectives(req.cacheControl)
     if (dir.noStore) return undefined
@@ -217,7 +127,7 @@ export class HttpCache {
     if (now - e.storedAt < e.ttlMs || now >= e.storedAt + e.ttlMs + e.staleMs) return undefined
     const rawPath = e.path.split('/').map(encodeURIComponent).join('/')
     const rawQuery = e.key.length > e.path.length ? e.key.slice(e.path.length) : ''
-    const { k, ttlMs } = this.#keyOf(rawPath, rawQuery)
+    const { k, ttlMs } = this.#keys.keyOf(rawPath, rawQuery)
     if (k.key !== key || ttlMs === 0) return undefined
     const req: CacheRequest = { rawPath, rawQuery, cacheControl: undefined, client, signal: () => new AbortController().signal }
     const shared = this.#o.shared
@@ -232,12 +142,12 @@ export class HttpCache {
 
   /** Any answer: from the store when it can (see lookup), else through one coalesced upstream call. */
   async get(req: CacheRequest): Promise<Served> {
-    const { k, ttlMs } = this.#keyOf(req.rawPath, req.rawQuery)
+    const { k, ttlMs } = this.#keys.keyOf(req.rawPath, req.rawQuery)
     const dir = requestDirectives(req.cacheControl)
     if (dir.noStore || ttlMs === 0) {
       if (dir.onlyIfCached) throw new NotCached()
       this.stats.bypass++
-      const f = await this.#fetch({ k, req, cls: 'read', signal: req.signal(), ttlMs: undefined, timing: req.timing })
+      const f = await fetchFill(this.#fill, { k, req, cls: 'read', signal: req.signal(), ttlMs: undefined, timing: req.timing })
       return { status: f.status, headers: f.headers, body: f.stream?.open() ?? f.body, encoding: 'identity', result: 'BYPASS', cacheStatus: `${NAME}; fwd=bypass; fwd-status=${f.status}` }
     }
     let entry = this.store.get(k.key)
@@ -310,9 +220,11 @@ export class HttpCache {
     this.resources.writes.written(path)
     const n = await this.evictForWrite(rawPath)
     const r = body && this.resources.writes.fromWrite(method, path, body)
-    if (!r || !this.resources.on('write-refresh', r.path) || r.body.length > this.#o.maxEntryBytes) return n
-    const { k, ttlMs } = this.#keyOf(method === 'POST' ? `${rawPath}/${r.path.split('/').pop()}` : rawPath, '')
-    if (!ttlMs || k.path !== r.path) return n
+    if (!r || !this.resources.on('write-refresh', r.path)) return n
+    const { k, ttlMs } = this.#keys.keyOf(method === 'POST' ? `${rawPath}/${r.path.split('/').pop()}` : rawPath, '')
+    if (k.path !== r.path) return n
+    // the write's answer, in the shape of a stored entry of the route: JSON already
+    if (!isStorable({ ttlMs, status: 200, cacheControl: r.headers['cache-control'], contentType: r.headers['content-type'], body: r.body, maxEntryBytes: this.#o.maxEntryBytes, knownJson: true })) return n
     const e = makeEntry({ key: k.key, path: k.path, includes: [], status: 200, headers: r.headers, body: r.body, storedAt: this.#o.now(), ttlMs, staleMs: this.#o.staleSeconds * 1000 })
     this.store.set(e)
     this.resources.writes.refreshed(k.path, r.body)
@@ -326,69 +238,22 @@ export class HttpCache {
    * query), and the targets of the link rules. Fills in flight for those keys are not stored.
    */
   async evictForWrite(rawPath: string): Promise<number> {
-    return this.#invalidate({ op: 'write', path: cacheKey(rawPath, '').path })
+    return invalidate(this.#inv, { op: 'write', path: cacheKey(rawPath, '').path })
   }
 
   /** DELETE /_proxy/cache: everything, or one subtree. */
   async purge(prefix?: string): Promise<number> {
-    return this.#invalidate({ op: 'purge', prefix })
+    return invalidate(this.#inv, { op: 'purge', prefix })
   }
 
   /** An invalidation another replica published: this replica's first tier only. */
   applyRemote(inv: Invalidation): number {
-    return this.evict(this.#filters(inv))
-  }
-
-  /** First tier at once (before any await), then the Redis tier and the other replicas. */
-  async #invalidate(inv: Invalidation): Promise<number> {
-    const filters = this.#filters(inv)
-    const n = this.evict(filters)
-    await this.#o.shared?.invalidate(inv, filters)
-    return n
-  }
-
-  #filters(inv: Invalidation): EvictFilter[] {
-    if (inv.op === 'purge') {
-      const prefix = inv.prefix
-      return prefix ? [{ match: (p) => p === prefix || p.startsWith(prefix + '/') }] : [{ match: () => true }]
-    }
-    const path = inv.path
-    const ancestors = new Set<string>()
-    const segs = path.split('/')
-    for (let i = segs.length - 1; i > 1; i--) ancestors.add(segs.slice(0, i).join('/'))
-    return [
-      { match: (p) => p === path || p.startsWith(path + '/') || ancestors.has(p) },
-      ...linkedTargets(this.#o.rules, path).map((t) => ({ match: (p: string) => t.match.test(p), includes: t.includes })),
-    ]
+    return evictFilters(this.#inv, invalidationFilters(inv, this.#o.rules))
   }
 
   /** Applies eviction filters to the store and to fills in flight. */
   evict(filters: EvictFilter[]): number {
-    let n = 0
-    for (const f of filters) {
-      // an entry evicted for one relation still holds the rest: keep its projection without it
-      const narrowed: Entry[] = []
-      n += this.store.evict(f, f.includes === undefined ? undefined : (e) => narrowed.push(e))
-      for (const e of narrowed) this.resources.withoutRelation(e, f.includes!)
-      for (const fill of this.#fills.values()) {
-        // a fill still queued is sent after the write and sees it
-        if (fill.sent && f.match(fill.path) && (f.includes === undefined || holdsInclude(fill.includes, f.includes))) fill.invalidated = true
-      }
-    }
-    this.stats.evicted += n
-    return n
-  }
-
-  /** cacheKey and TTL rule for a raw URL, remembered: the hit path computes neither twice. */
-  #keyOf(rawPath: string, rawQuery: string): { k: CacheKey; ttlMs: number } {
-    const raw = rawPath + rawQuery
-    let known = this.#keys.get(raw)
-    if (!known) {
-      const k = cacheKey(rawPath, rawQuery)
-      known = { k, ttlMs: ttlFor(this.#o.rules, k.path, this.#o.ttlSeconds) * 1000 }
-      this.#keys.set(raw, known)
-    }
-    return known
+    return evictFilters(this.#inv, filters)
   }
 
   #fromEntry(e: Entry, result: CacheResult, cacheStatus: string): Served {
@@ -427,106 +292,5 @@ export class HttpCache {
     const fill = this.#fills.start(k, req, ttlMs, 'background')
     fill.waiters++ // nobody waits, yet the refresh must not be cancelled
     return fill.promise.catch((err: unknown) => this.#o.log.warn({ err, path: k.path }, 'background refresh failed; the stale entry stays'))
-  }
-
-  /** One upstream GET for a key: through the other replicas' fill when one is running (Redis lock). */
-  async #fetch(job: FetchJob): Promise<Fetched> {
-    const { k, fill } = job
-    const shared = job.ttlMs !== undefined && this.#o.shared?.up() ? this.#o.shared : undefined
-    const lockMs = this.#o.lockMs ?? 60_000
-    let locked = false
-    if (shared) {
-      if (fill) fill.sent = true // another replica's answer may come from before a write: treat as sent
-      locked = await shared.lock(k.key, lockMs)
-      if (!locked) {
-        // another replica is making this call: wait for its entry
-        const e = await shared.waitFor(k.key, lockMs)
-        if (e && !fill?.invalidated) {
-          this.store.set(e)
-          this.resources.realStored(e, k)
-          return { status: e.status, headers: { ...e.headers }, body: identityBody(e), entry: e }
-        }
-      }
-    }
-    let f: Fetched
-    try {
-      f = await this.#call(job, shared)
-    } finally {
-      if (locked) await shared!.filled(k.key)
-    }
-    // a streamed answer flows once every waiter of the fill had its turn to open it (they all
-    // resume in this tick's microtasks; nobody opened it: dropped)
-    const stream = f.stream
-    if (stream) setImmediate(() => stream.start())
-    return f
-  }
-
-  async #call(job: FetchJob, shared: SharedCache | undefined): Promise<Fetched> {
-    const { req, cls, signal, ttlMs, fill, timing } = job
-    const answer = await this.#o.upstream.call({
-      method: 'GET',
-      path: req.rawPath,
-      // asked when the call is sent: a queued fill may have been widened meanwhile
-      query: fill
-        ? () => {
-            fill.sent = true
-            return fill.rawQuery
-          }
-        : req.rawQuery,
-      // an entry is shared by every client: ask for it the same way whoever asked first
-      headers: { accept: 'application/json', 'accept-encoding': 'identity' },
-      client: req.client,
-      account: req.account,
-      timing,
-      cls,
-      signal,
-    })
-    // read at most what an entry may hold: a larger answer is streamed through, never held whole
-    let read: Awaited<ReturnType<typeof readUpTo>>
-    try {
-      read = await readUpTo(answer.body, this.#o.maxEntryBytes)
-    } catch (err) {
-      throw this.#o.upstream.mapError(err, 'GET')
-    }
-    if (answer.leak.found) {
-      // the answer reflected the token: nobody sees it, nothing is stored (SPEC: 502 for cached paths)
-      answer.body.destroy()
-      throw new UpstreamLeakedToken()
-    }
-    const k = fill?.k ?? job.k
-    const headers = clientResponseHeaders(answer.headers)
-    for (const h of NOT_STORED) delete headers[h]
-    if (!read.done) {
-      // (the token in the part still to come is masked as it streams: upstream/leak.ts)
-      return { status: answer.statusCode, headers, body: Buffer.alloc(0), stream: new Fanout(read.chunks, answer.body), entry: undefined }
-    }
-    const body = Buffer.concat(read.chunks, read.size)
-    let entry: Entry | undefined
-    if (
-      ttlMs &&
-      answer.statusCode === 200 &&
-      !responseNoStore(answer.headers['cache-control']) &&
-      isJson(headers['content-type'], body) &&
-      body.length <= this.#o.maxEntryBytes &&
-      !fill?.invalidated
-    ) {
-      entry = makeEntry({
-        key: k.key,
-        path: k.path,
-        includes: k.includes,
-        status: 200,
-        headers,
-        body,
-        storedAt: this.#o.now(),
-        ttlMs,
-        staleMs: this.#o.staleSeconds * 1000,
-      })
-      // stored at once (identity); the store swaps in the gzip version when the thread pool has it
-      this.store.set(entry)
-      this.resources.realStored(entry, k)
-      this.#fills.release(entry)
-      if (shared) await shared.set(await this.store.compressed(entry))
-    }
-    return { status: answer.statusCode, headers, body, entry }
   }
 }
