@@ -67,7 +67,6 @@ function childProcess(cmd: string, args: string[], env: Record<string, string>, 
   })
 }
 
-
 /** What a process's open descriptors are: kinds, and TCP sockets by peer port and state. */
 export function describeFds(pid: number): Record<string, number> {
   const tcp = new Map<string, string>()
@@ -117,7 +116,10 @@ export async function startProxyProcess(simUrl: string, env: Record<string, stri
     /(http:\/\/[\d.:]+)/,
   )
   for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${child.url}/healthz`).then((r) => r.ok, () => false)
+    const ok = await fetch(`${child.url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) return child
     await sleep(25)
   }

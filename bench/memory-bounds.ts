@@ -117,7 +117,15 @@ async function scenario(name: string): Promise<Record<string, number | string>> 
       const answered = snapshot()
       await p.app.close()
       await Promise.all(posts)
-      return { scenario: name, uploadsMiB: 40 * 25, waitingCalls: waiting, answersWhileWaiting: answered, rssBeforeMiB: Math.round(before), rssPeakMiB: Math.round(peak), rssWhileWaitingMiB: Math.round(settled) }
+      return {
+        scenario: name,
+        uploadsMiB: 40 * 25,
+        waitingCalls: waiting,
+        answersWhileWaiting: answered,
+        rssBeforeMiB: Math.round(before),
+        rssPeakMiB: Math.round(peak),
+        rssWhileWaitingMiB: Math.round(settled),
+      }
     }
     if (name === 'memo') {
       const p = await proxy(up.url)

@@ -53,7 +53,13 @@ http {
   const child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' })
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; i < 100; i++) {
-    if (await fetch(`${url}/nothing`).then(() => true, () => false)) break
+    if (
+      await fetch(`${url}/nothing`).then(
+        () => true,
+        () => false,
+      )
+    )
+      break
     await sleep(50)
   }
   return {

@@ -39,12 +39,26 @@ const known = (xs: number[]) => xs.filter((x) => Number.isFinite(x))
 const dirBytes = (dir: string) => readdirSync(dir).reduce((a, f) => a + statSync(join(dir, f)).size, 0)
 
 /** node dist/server.js on `dir`: ms from spawn to /healthz answering, and to a first HIT. */
-async function startTimed(simUrl: string, dir: string, probe: string, nice = 0): Promise<{ url: string; serving: number; hit: number; cpuToHit: number; loadMs: number; cpuMs: number; stop: () => Promise<void> }> {
+async function startTimed(
+  simUrl: string,
+  dir: string,
+  probe: string,
+  nice = 0,
+): Promise<{ url: string; serving: number; hit: number; cpuToHit: number; loadMs: number; cpuMs: number; stop: () => Promise<void> }> {
   const port = await freePort()
   const t0 = performance.now()
   const [cmd, args] = nice ? ['nice', ['-n', String(nice), process.execPath, 'dist/server.js']] : [process.execPath, ['dist/server.js']]
   const child = spawn(cmd, args, {
-    env: { PATH: process.env.PATH ?? '', JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: String(port), LOG_LEVEL: 'info', CACHE_DIR: dir, CACHE_MAX_BYTES: String(MAX), UPSTREAM_RATE_LIMIT: '1000000' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      JOBPROGRESS_TOKEN: DEMO_TOKEN,
+      JOBPROGRESS_API_URL: simUrl,
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      CACHE_DIR: dir,
+      CACHE_MAX_BYTES: String(MAX),
+      UPSTREAM_RATE_LIMIT: '1000000',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   let out = ''
@@ -52,7 +66,12 @@ async function startTimed(simUrl: string, dir: string, probe: string, nice = 0):
   const url = `http://127.0.0.1:${port}`
   let serving = 0
   for (let i = 0; i < 4000; i++) {
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) {
+    if (
+      await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    ) {
       serving = performance.now() - t0
       break
     }
@@ -120,7 +139,10 @@ export async function persistBench(quick: boolean): Promise<string> {
     memOnlyCpu.push(s.cpuToHit)
     await s.stop()
   }
-  const serving = percentile(starts.map((s) => s.serving), 50)
+  const serving = percentile(
+    starts.map((s) => s.serving),
+    50,
+  )
   log(`persist: serving after ${serving.toFixed(0)} ms (memory-only ${percentile(memOnly, 50).toFixed(0)} ms)`)
 
   // 3. hit throughput: one proxy (in this process, the 64 MiB loaded from CACHE_DIR) with and without
@@ -185,24 +207,75 @@ Machine load during the run (1-minute load average, 2 cores): ${loadavg()[0]!.to
 A proxy (\`node dist/server.js\`) filled its cache to CACHE_MAX_BYTES = 64 MiB (${filled.entries} entries:
 lists of 110 KB and items of ~0.6 KB, a third of the bytes in items, ${(filled.bytes / 2 ** 20).toFixed(1)} MiB as the cache counts them) and stopped with SIGTERM.
 
-${table(['start-up (spawn to serving)', 'p50 ms', 'worst ms'], [
+${table(
+  ['start-up (spawn to serving)', 'p50 ms', 'worst ms'],
+  [
     ['with the full 64 MiB cache on disk: /healthz answers', serving, Math.max(...starts.map((s) => s.serving))],
-    ['... and the first request is a HIT', percentile(starts.map((s) => s.hit), 50), Math.max(...starts.map((s) => s.hit))],
-    ['... the process\'s CPU time up to that first HIT (node start included)', percentile(starts.map((s) => s.cpuToHit), 50), Math.max(...starts.map((s) => s.cpuToHit))],
+    [
+      '... and the first request is a HIT',
+      percentile(
+        starts.map((s) => s.hit),
+        50,
+      ),
+      Math.max(...starts.map((s) => s.hit)),
+    ],
+    [
+      "... the process's CPU time up to that first HIT (node start included)",
+      percentile(
+        starts.map((s) => s.cpuToHit),
+        50,
+      ),
+      Math.max(...starts.map((s) => s.cpuToHit)),
+    ],
     ['... of which reading the log into memory', percentile(known(starts.map((s) => s.loadMs)), 50), Math.max(...known(starts.map((s) => s.loadMs)))],
     ['... that reading, in CPU time (what an idle machine would take)', percentile(known(starts.map((s) => s.cpuMs)), 50), Math.max(...known(starts.map((s) => s.cpuMs)))],
     ['memory-only (CACHE_DIR empty), for reference', percentile(memOnly, 50), Math.max(...memOnly)],
     ['memory-only, CPU time up to its first answer', percentile(memOnlyCpu, 50), Math.max(...memOnlyCpu)],
-    ...(priority.length ? [['with the full cache, at high CPU priority (nice -15): first HIT', percentile(priority.map((s) => s.hit), 50), Math.max(...priority.map((s) => s.hit))]] : []),
-  ])}
+    ...(priority.length
+      ? [
+          [
+            'with the full cache, at high CPU priority (nice -15): first HIT',
+            percentile(
+              priority.map((s) => s.hit),
+              50,
+            ),
+            Math.max(...priority.map((s) => s.hit)),
+          ],
+        ]
+      : []),
+  ],
+)}
 
-- start-up with a full cache: **${serving.toFixed(0)} ms** to serving on this machine as loaded (goal < 1000 ms: ${goal(serving < 1000)}), ${starts.length} starts; the process needs **${percentile(starts.map((s) => s.cpuToHit), 50).toFixed(0)} ms of CPU** to its first HIT (${goal(percentile(starts.map((s) => s.cpuToHit), 50) < 1000)} on a core of its own)${priority.length ? `; **${percentile(priority.map((s) => s.hit), 50).toFixed(0)} ms** to a first HIT at high priority (${goal(percentile(priority.map((s) => s.hit), 50) < 1000)})` : ''}.
+- start-up with a full cache: **${serving.toFixed(0)} ms** to serving on this machine as loaded (goal < 1000 ms: ${goal(serving < 1000)}), ${starts.length} starts; the process needs **${percentile(
+    starts.map((s) => s.cpuToHit),
+    50,
+  ).toFixed(0)} ms of CPU** to its first HIT (${goal(
+    percentile(
+      starts.map((s) => s.cpuToHit),
+      50,
+    ) < 1000,
+  )} on a core of its own)${
+    priority.length
+      ? `; **${percentile(
+          priority.map((s) => s.hit),
+          50,
+        ).toFixed(0)} ms** to a first HIT at high priority (${goal(
+          percentile(
+            priority.map((s) => s.hit),
+            50,
+          ) < 1000,
+        )})`
+      : ''
+  }.
 
-${table(['hit path (autocannon, 50 connections, in-process proxy)', 'req/s', 'p50 ms', 'p99 ms', 'event-loop delay p99 ms'], [
+${table(
+  ['hit path (autocannon, 50 connections, in-process proxy)', 'req/s', 'p50 ms', 'p99 ms', 'event-loop delay p99 ms'],
+  [
     ['CACHE_DIR on, no compaction running', avg(quiet, (x) => x.rps), avg(quiet, (x) => x.p50), Math.max(...quiet.map((x) => x.p99)), percentile(delays.quiet!, 50)],
     ['CACHE_DIR on, compactions of the whole 64 MiB back to back', avg(busy, (x) => x.rps), avg(busy, (x) => x.p50), Math.max(...busy.map((x) => x.p99)), percentile(delays.busy!, 50)],
     ['the same cache, disk tier detached', avg(mem, (x) => x.rps), avg(mem, (x) => x.p50), Math.max(...mem.map((x) => x.p99)), percentile(delays.detached!, 50)],
-  ])}
+  ],
+)}
 
 - while compacting: **${(drop * 100).toFixed(1)}%** fewer hits per second (${rounds} alternating rounds of ${seconds} s; ${compactMs.length} compactions, p50 ${percentile(compactMs, 50).toFixed(0)} ms each). A compaction copies 1 MiB steps in the thread pool, 20 ms apart, the event loop free between them; in normal running it happens once dead records pass a quarter of CACHE_MAX_BYTES, minutes apart at the budget's fill rate.
 - disk: **${(onDisk / filled.bytes).toFixed(3)}** bytes on disk per byte of cache (as CACHE_MAX_BYTES counts it) after the fill, ${(afterCompaction / cacheBytes).toFixed(3)} after a compaction; **${(afterCompaction / bodyBytes).toFixed(3)}** per body byte (the rest: each entry's headers, key and fields as JSON, 13 bytes of framing).

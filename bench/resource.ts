@@ -252,7 +252,12 @@ export async function runResource(config: LeverConfig, seconds: number, rate = R
   const st = (await (await fetch(`${proxy.url}/_proxy/status`)).json()) as { cache: { resource: ResourceRun['status'] } }
   const calls = sim.calls.length
   if (process.env.BENCH_DEBUG) {
-    console.log([...debug].sort().map(([k, v]) => `${k}: ${v}`).join('\n'))
+    console.log(
+      [...debug]
+        .sort()
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('\n'),
+    )
     const byRoute = new Map<string, number>()
     for (const c of sim.calls) {
       const k = `${c.method} ${c.path.replace(/\d+/g, 'N')}`

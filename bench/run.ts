@@ -83,23 +83,59 @@ async function hitPath(): Promise<void> {
   const listId = await rawBody(proxy.url + list, {})
   log(`hit path: ratio ${ratio.toFixed(3)}, proxy p99 ${p99} ms; gzip clients ratio ${ratioGz.toFixed(3)}`)
   summary.push(
-    ['cache-hit throughput / a bare Fastify route sending the same bytes', `${fmt(sum(p, (x) => x.rps), 0)} req/s`, `bare ${fmt(sum(b, (x) => x.rps), 0)} req/s`, ratio.toFixed(3), '>= 0.9', goal(ratio >= 0.9)],
-    ['the same, gzip clients (stored gzip bytes / bare route sending them)', `${fmt(sum(pg, (x) => x.rps), 0)} req/s`, `bare ${fmt(sum(bg, (x) => x.rps), 0)} req/s`, ratioGz.toFixed(3), '>= 0.9', goal(ratioGz >= 0.9)],
+    [
+      'cache-hit throughput / a bare Fastify route sending the same bytes',
+      `${fmt(
+        sum(p, (x) => x.rps),
+        0,
+      )} req/s`,
+      `bare ${fmt(
+        sum(b, (x) => x.rps),
+        0,
+      )} req/s`,
+      ratio.toFixed(3),
+      '>= 0.9',
+      goal(ratio >= 0.9),
+    ],
+    [
+      'the same, gzip clients (stored gzip bytes / bare route sending them)',
+      `${fmt(
+        sum(pg, (x) => x.rps),
+        0,
+      )} req/s`,
+      `bare ${fmt(
+        sum(bg, (x) => x.rps),
+        0,
+      )} req/s`,
+      ratioGz.toFixed(3),
+      '>= 0.9',
+      goal(ratioGz >= 0.9),
+    ],
     ['hit p99 at 50 connections', `${p99} ms (gzip clients ${gzP99} ms)`, `bare ${bareP99} ms`, (p99 / bareP99).toFixed(2), '<= 5 ms', goal(p99 <= 5)],
-    ['a hit to a client sending Accept-Encoding: gzip', `${gzFirst.headers.get('content-encoding') ?? 'identity'}, ${body.length} -> ${gzBody.length} B (item); ${kib(listId.length)} -> ${kib(listGz.length)} (list page)`, 'identity bytes', (listGz.length / listId.length).toFixed(3), 'compressed', goal(gzFirst.headers.get('content-encoding') === 'gzip')],
+    [
+      'a hit to a client sending Accept-Encoding: gzip',
+      `${gzFirst.headers.get('content-encoding') ?? 'identity'}, ${body.length} -> ${gzBody.length} B (item); ${kib(listId.length)} -> ${kib(listGz.length)} (list page)`,
+      'identity bytes',
+      (listGz.length / listId.length).toFixed(3),
+      'compressed',
+      goal(gzFirst.headers.get('content-encoding') === 'gzip'),
+    ],
   )
   sections.push(`## Hit path (autocannon, 50 connections, ${rounds} alternating rounds of ${seconds} s)
 
 The proxy runs as \`node ${startFlags().join(' ')} dist/server.js\` (the start script; LOG_LEVEL=warn), the reference as a bare Fastify route in its
 own process; autocannon runs in a third process.
 
-${table(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'], [
+${table(
+  ['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'],
+  [
     ['proxy, cache hit', sum(p, (x) => x.rps), sum(p, (x) => x.p50), Math.max(...p.map((x) => x.p99)), p.reduce((a, x) => a + x.non2xx, 0)],
     ['bare Fastify, same bytes', sum(b, (x) => x.rps), sum(b, (x) => x.p50), Math.max(...b.map((x) => x.p99)), b.reduce((a, x) => a + x.non2xx, 0)],
     ...(nginx ? [['nginx proxy_cache, hit', sum(n, (x) => x.rps), sum(n, (x) => x.p50), Math.max(...n.map((x) => x.p99)), n.reduce((a, x) => a + x.non2xx, 0)]] : []),
     ['proxy, cache hit, gzip client', sum(pg, (x) => x.rps), sum(pg, (x) => x.p50), gzP99, pg.reduce((a, x) => a + x.non2xx, 0)],
     ['bare Fastify, the same gzip bytes', sum(bg, (x) => x.rps), sum(bg, (x) => x.p50), Math.max(...bg.map((x) => x.p99)), bg.reduce((a, x) => a + x.non2xx, 0)],
-  ])}
+  ],
+)}
 
 - gzip clients: throughput ratio **${ratioGz.toFixed(3)}**; bytes on the wire per answer: this item ${body.length} -> ${gzBody.length} B,
   a list page with includes ${kib(listId.length)} -> ${kib(listGz.length)} (**${(100 * (1 - listGz.length / listId.length)).toFixed(0)}% saved**),
@@ -109,13 +145,14 @@ ${table(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx'], [
 
 - throughput ratio proxy / bare: **${ratio.toFixed(3)}** (goal >= 0.9: ${goal(ratio >= 0.9)})
 - proxy hit p99: **${p99} ms** (goal <= 5 ms: ${goal(p99 <= 5)})
-- ${nginx ? `ratio proxy / nginx: **${(ratio * sum(b, (x) => x.rps) / sum(n, (x) => x.rps)).toFixed(3)}** (nginx: one worker process, \`proxy_cache_key $request_uri\`)` : 'nginx `proxy_cache`: skipped, nginx is not installed (apt-get install nginx)'}
+- ${nginx ? `ratio proxy / nginx: **${((ratio * sum(b, (x) => x.rps)) / sum(n, (x) => x.rps)).toFixed(3)}** (nginx: one worker process, \`proxy_cache_key $request_uri\`)` : 'nginx `proxy_cache`: skipped, nginx is not installed (apt-get install nginx)'}
 `)
-  await barChart('Cache-hit throughput (50 connections)', 'requests per second', [
-    { label: 'proxy', value: sum(p, (x) => x.rps) },
-    { label: 'bare Fastify', value: sum(b, (x) => x.rps) },
-    ...(nginx ? [{ label: 'nginx proxy_cache', value: sum(n, (x) => x.rps) }] : []),
-  ], chartFile('hit-path.svg'))
+  await barChart(
+    'Cache-hit throughput (50 connections)',
+    'requests per second',
+    [{ label: 'proxy', value: sum(p, (x) => x.rps) }, { label: 'bare Fastify', value: sum(b, (x) => x.rps) }, ...(nginx ? [{ label: 'nginx proxy_cache', value: sum(n, (x) => x.rps) }] : [])],
+    chartFile('hit-path.svg'),
+  )
   await nginx?.close()
   await bare.close()
   await bareGz.close()
@@ -176,7 +213,14 @@ async function coalescing(): Promise<void> {
     await nginx.close()
   }
   log(`coalescing: worst last-waiter delay ${worst.toFixed(2)} ms`)
-  summary.push(['last coalesced waiter after the upstream answer (50 waiters, server side)', `${worst.toFixed(2)} ms worst of ${runs}`, nginxRows.length ? `nginx proxy_cache_lock ${nginxWorst.toFixed(0)} ms (its clients)` : 'nginx not installed', '', '<= 5 ms', goal(worst <= 5)])
+  summary.push([
+    'last coalesced waiter after the upstream answer (50 waiters, server side)',
+    `${worst.toFixed(2)} ms worst of ${runs}`,
+    nginxRows.length ? `nginx proxy_cache_lock ${nginxWorst.toFixed(0)} ms (its clients)` : 'nginx not installed',
+    '',
+    '<= 5 ms',
+    goal(worst <= 5),
+  ])
   sections.push(`## Coalescing (50 concurrent cold misses, upstream answers in 200 ms)
 
 ${table(['run', 'upstream calls', 'last waiter answered, ms after the upstream answer'], rows)}
@@ -187,20 +231,26 @@ ${table(['run', 'upstream calls', 'last waiter answered, ms after the upstream a
   waiters (both in this process, one clock): it includes reading the upstream body and writing 50 answers.
   The 50 clients ran in their own process; the last of them had read its answer ${lastRead.toFixed(2)} ms after the
   upstream answer was written.
-${nginxRows.length ? `
+${
+  nginxRows.length
+    ? `
 nginx with \`proxy_cache_lock on\`, the same 50 concurrent misses, measured by its clients:
 
 ${table(['run', 'upstream calls', 'last client had its answer, ms after the upstream answer'], nginxRows)}
 
 - proxy, measured the same way (by its clients): worst **${lastRead.toFixed(2)} ms**; nginx: worst **${nginxWorst.toFixed(2)} ms**
-  (nginx's lock wakes waiters on a timer of up to 500 ms).` : '- nginx `proxy_cache_lock`: skipped, nginx is not installed.'}
+  (nginx's lock wakes waiters on a timer of up to 500 ms).`
+    : '- nginx `proxy_cache_lock`: skipped, nginx is not installed.'
+}
 
 ![coalescing](${chart('coalescing.svg')})
 `)
-  await barChart('Last of 50 coalesced waiters answered, after the upstream answer (worst run)', 'ms, as seen by the clients', [
-    { label: 'proxy', value: lastRead },
-    ...(nginxRows.length ? [{ label: 'nginx proxy_cache_lock', value: nginxWorst }] : []),
-  ], chartFile('coalescing.svg'))
+  await barChart(
+    'Last of 50 coalesced waiters answered, after the upstream answer (worst run)',
+    'ms, as seen by the clients',
+    [{ label: 'proxy', value: lastRead }, ...(nginxRows.length ? [{ label: 'nginx proxy_cache_lock', value: nginxWorst }] : [])],
+    chartFile('coalescing.svg'),
+  )
   await proxy.close()
   await sim.close()
 }
@@ -224,7 +274,14 @@ async function missPath(): Promise<void> {
   const add50 = percentile(via, 50) - percentile(direct, 50)
   const add99 = percentile(via, 99) - percentile(direct, 99)
   log(`miss path: +${add50.toFixed(2)} ms p50, +${add99.toFixed(2)} ms p99`)
-  summary.push(['miss path added latency over a direct call, p50', `+${add50.toFixed(2)} ms (p99 +${add99.toFixed(2)} ms)`, `direct ${percentile(direct, 50).toFixed(2)} ms`, (percentile(via, 50) / percentile(direct, 50)).toFixed(2), '<= 1 ms', goal(add50 <= 1)])
+  summary.push([
+    'miss path added latency over a direct call, p50',
+    `+${add50.toFixed(2)} ms (p99 +${add99.toFixed(2)} ms)`,
+    `direct ${percentile(direct, 50).toFixed(2)} ms`,
+    (percentile(via, 50) / percentile(direct, 50)).toFixed(2),
+    '<= 1 ms',
+    goal(add50 <= 1),
+  ])
   sections.push(`## Miss path (${n} sequential misses, alternating with direct calls)
 
 ${table(['route', 'p50 ms', 'p99 ms'], [row('direct to the simulator', direct), row('through the proxy (miss)', via)])}
@@ -251,7 +308,15 @@ function rawBody(url: string, headers: Record<string, string>): Promise<Buffer> 
 /** a realistic answer: a list page of 60 jobs with two includes (~67 KB of JSON) */
 const LIST_PAGE = (k: number) => `/api/v3/jobs?limit=60&page=${1 + (k % 3)}&includes[]=customer&includes[]=address&k=${k}`
 
-interface MemoryRun { before: number; after: number; bytes: number; entries: number; written: number; identityPerEntry: number; full?: { rss: number; entries: number; bytes: number; requests: number } }
+interface MemoryRun {
+  before: number
+  after: number
+  bytes: number
+  entries: number
+  written: number
+  identityPerEntry: number
+  full?: { rss: number; entries: number; bytes: number; requests: number }
+}
 
 async function memoryAt(maxMiB: number, fill: boolean): Promise<MemoryRun> {
   const sim = await startSim({ rateLimit: 1e9 })
@@ -309,8 +374,26 @@ async function memory(): Promise<void> {
   const held = m.full?.entries ?? m.entries
   const perMiB = m.full ? m.full.entries / (m.full.bytes / 1048576) : m.entries / (m.bytes / 1048576)
   summary.push(
-    [`RSS after writing 3x CACHE_MAX_BYTES (${size} MiB) of ~${kib(m.identityPerEntry)} list pages`, `${m.after.toFixed(0)} MiB, ${m.entries} entries held (all written)`, `RSS at start ${m.before.toFixed(0)} MiB`, (m.after / size).toFixed(2), '<= 144 MiB', size === 64 ? goal(m.after <= 144) : 'n/a (quick)'],
-    ...(m.full ? [[`the same, written on until the cache is full and churned (${m.full.requests} answers)`, `${m.full.rss.toFixed(0)} MiB, ${held} entries held, ${perMiB.toFixed(0)} per MiB`, `identity entries would be ~${identityEntries} (main: ~1,150)`, (held / Math.max(1, identityEntries)).toFixed(1), '5x the entries', goal(held >= 5 * 1150)] as Array<string | number>] : []),
+    [
+      `RSS after writing 3x CACHE_MAX_BYTES (${size} MiB) of ~${kib(m.identityPerEntry)} list pages`,
+      `${m.after.toFixed(0)} MiB, ${m.entries} entries held (all written)`,
+      `RSS at start ${m.before.toFixed(0)} MiB`,
+      (m.after / size).toFixed(2),
+      '<= 144 MiB',
+      size === 64 ? goal(m.after <= 144) : 'n/a (quick)',
+    ],
+    ...(m.full
+      ? [
+          [
+            `the same, written on until the cache is full and churned (${m.full.requests} answers)`,
+            `${m.full.rss.toFixed(0)} MiB, ${held} entries held, ${perMiB.toFixed(0)} per MiB`,
+            `identity entries would be ~${identityEntries} (main: ~1,150)`,
+            (held / Math.max(1, identityEntries)).toFixed(1),
+            '5x the entries',
+            goal(held >= 5 * 1150),
+          ] as Array<string | number>,
+        ]
+      : []),
   )
   sections.push(`## Memory (CACHE_MAX_BYTES, then 3x that of distinct ~${kib(m.identityPerEntry)} list pages written through the cache)
 
@@ -319,19 +402,28 @@ stored gzip, so 3x CACHE_MAX_BYTES of JSON fills only part of the cache: at ${si
 the cache is full and has churned twice its size in stored bytes.
 
 ${table(['CACHE_MAX_BYTES, MiB', 'written, MiB', 'RSS at start, MiB', 'RSS after, MiB', 'cache bytes, MiB', 'entries', 'entries per MiB', 'RSS over the cache size, MiB'], rows)}
-${m.full ? `
+${
+  m.full
+    ? `
 - full cache at ${size} MiB: **${m.full.entries} entries** (${perMiB.toFixed(0)} per MiB of cache), RSS **${m.full.rss.toFixed(0)} MiB** after ${m.full.requests} answers
-  (${((m.full.requests * m.identityPerEntry) / 1048576).toFixed(0)} MiB of JSON) written.` : ''}
+  (${((m.full.requests * m.identityPerEntry) / 1048576).toFixed(0)} MiB of JSON) written.`
+    : ''
+}
 
 ![memory](${chart('memory.svg')})
 
 - at 64 MiB: RSS <= 144 MiB after 3x: ${size === 64 ? goal(m.after <= 144) : 'not measured (--quick runs 16 MiB only)'}; cache bytes <= max at every size: ${goal(rows.every((r) => (r[4] as number) <= (r[0] as number)))}.
   The proxy ran as the start script runs it (\`node ${startFlags().join(' ')} dist/server.js\`); RSS read from /proc.
 `)
-  await barChart('RSS after churn, by CACHE_MAX_BYTES', 'MiB', rows.flatMap((r) => [
-    { label: `${r[0]} MiB: cache`, value: r[4] as number, group: 'cache bytes' },
-    { label: `${r[0]} MiB: RSS`, value: r[3] as number, group: 'RSS' },
-  ]), chartFile('memory.svg'))
+  await barChart(
+    'RSS after churn, by CACHE_MAX_BYTES',
+    'MiB',
+    rows.flatMap((r) => [
+      { label: `${r[0]} MiB: cache`, value: r[4] as number, group: 'cache bytes' },
+      { label: `${r[0]} MiB: RSS`, value: r[3] as number, group: 'RSS' },
+    ]),
+    chartFile('memory.svg'),
+  )
 }
 
 async function overDemand(limit: number, windowMs: number, windows: number, label: string) {
@@ -399,7 +491,9 @@ async function throttle(): Promise<void> {
   const sim2 = await startSim({ rateLimit: 1e9 })
   const proxy2 = await startProxy(sim2.url, { PROXY_API_KEYS: 'a:key-a,b:key-b', UPSTREAM_RATE_LIMIT: '5', UPSTREAM_RATE_WINDOW_MS: '1000', QUEUE_TIMEOUT_MS: '120000' })
   const flood = Array.from({ length: 200 }, (_, i) =>
-    fetch(`${proxy2.url}/api/v3/jobs?k=${i}`, { headers: { 'x-proxy-key': 'key-a' } }).then((r) => r.arrayBuffer()).catch(() => undefined),
+    fetch(`${proxy2.url}/api/v3/jobs?k=${i}`, { headers: { 'x-proxy-key': 'key-a' } })
+      .then((r) => r.arrayBuffer())
+      .catch(() => undefined),
   )
   await sleep(2300) // A's flood has been running for two windows
   const tB = Date.now()
@@ -414,10 +508,13 @@ async function throttle(): Promise<void> {
 
   sections.push(`## Budget (sustained over-demand: distinct keys, 10x the budget each window)
 
-${table(['budget', 'windows', 'upstream 200s in the period', 'goodput (of the budget)', 'upstream 429s', 'client 429s'], [
+${table(
+  ['budget', 'windows', 'upstream 200s in the period', 'goodput (of the budget)', 'upstream 429s', 'client 429s'],
+  [
     [a.label, windows, a.served, a.goodput, a.upstream429, a.client429],
     [b.label, quick ? 2 : windows, b.served, b.goodput, b.upstream429, b.client429],
-  ])}
+  ],
+)}
 
 - goodput >= 0.95: ${goal(a.goodput >= 0.95 && b.goodput >= 0.95)}; 0 upstream 429s: ${goal(a.upstream429 + b.upstream429 === 0)}; 0 client 429s: ${goal(a.client429 + b.client429 === 0)}
 - burst of 20 (= the budget) after an idle window, UPSTREAM_MAX_CONCURRENT=20, last call at the simulator after
@@ -431,7 +528,6 @@ ${table(['budget', 'windows', 'upstream 200s in the period', 'goodput (of the bu
   next free slot is up to a window, however short the queue ahead.
 `)
 }
-
 
 // ---- a realistic day, time-scaled 10x: 60 calls per 6 s, TTL 6 s
 function zipfSampler(items: string[], exponent = 1): () => string {
@@ -474,7 +570,14 @@ async function workload(mode: 'proxy' | 'direct' | 'nginx', seconds: number) {
   let close = async () => undefined as unknown
   const headers: Record<string, string> = {}
   if (mode === 'proxy') {
-    const p = await startProxyProcess(sim.url, { UPSTREAM_RATE_LIMIT: '60', UPSTREAM_RATE_WINDOW_MS: '6000', CACHE_TTL_SECONDS: '6', CACHE_STALE_SECONDS: '60', QUEUE_TIMEOUT_MS: '60000', QUEUE_MAX: '100000' })
+    const p = await startProxyProcess(sim.url, {
+      UPSTREAM_RATE_LIMIT: '60',
+      UPSTREAM_RATE_WINDOW_MS: '6000',
+      CACHE_TTL_SECONDS: '6',
+      CACHE_STALE_SECONDS: '60',
+      QUEUE_TIMEOUT_MS: '60000',
+      QUEUE_MAX: '100000',
+    })
     apiBase = `${p.url}/api/v3`
     close = () => p.close()
   } else if (mode === 'nginx') {
@@ -538,11 +641,19 @@ Four apps, two loops each, ~24 requests/s of demand against a budget of 10/s: Zi
 300 resources (jobs, customers, list pages, notes), \`includes[]\` in varied order and form, 5% writes.
 JobProgress answers over-use with a 429 without \`Retry-After\`; apps that get one wait a second and retry.
 
-${table(['setup', 'requests served', 'upstream calls', 'served per upstream call', 'upstream 429s', 'client 429s', 'failed', 'p95 latency ms'], rows.map((r) => [label[r.mode], r.served, r.calls, r.perCall, r.upstream429, r.client429, r.failed, r.p95]))}
+${table(
+  ['setup', 'requests served', 'upstream calls', 'served per upstream call', 'upstream 429s', 'client 429s', 'failed', 'p95 latency ms'],
+  rows.map((r) => [label[r.mode], r.served, r.calls, r.perCall, r.upstream429, r.client429, r.failed, r.p95]),
+)}
 
 ![workload](${chart('workload.svg')})
 `)
-  await barChart('Requests served per upstream call (realistic workload)', 'served per call', rows.map((r) => ({ label: label[r.mode], value: r.perCall })), chartFile('workload.svg'))
+  await barChart(
+    'Requests served per upstream call (realistic workload)',
+    'served per call',
+    rows.map((r) => ({ label: label[r.mode], value: r.perCall })),
+    chartFile('workload.svg'),
+  )
 }
 
 async function scaling(): Promise<void> {
@@ -573,7 +684,15 @@ async function scaling(): Promise<void> {
     rows.push([level, status.cache.entries, status.cache.bytes / 1048576, r.rps, r.p99, rss])
     points.push({ x: level, y: r.rps, series: 'hits/s' })
     log(`scaling ${level}: ${r.rps.toFixed(0)} hits/s, RSS ${rss.toFixed(0)} MiB`)
-    if (level === 100_000) summary.push(['100k entries held (~1.2 KB items)', `${rss.toFixed(0)} MiB RSS, ${status.cache.entries} entries, ${(status.cache.bytes / 1048576).toFixed(1)} MiB of cache`, `${rows[0]![5] as number} MiB at 1k entries`, (rss / (rows[0]![5] as number)).toFixed(2), '<= 300 MiB', goal(rss <= 300)])
+    if (level === 100_000)
+      summary.push([
+        '100k entries held (~1.2 KB items)',
+        `${rss.toFixed(0)} MiB RSS, ${status.cache.entries} entries, ${(status.cache.bytes / 1048576).toFixed(1)} MiB of cache`,
+        `${rows[0]![5] as number} MiB at 1k entries`,
+        (rss / (rows[0]![5] as number)).toFixed(2),
+        '<= 300 MiB',
+        goal(rss <= 300),
+      ])
   }
   await proxy.close()
   await sim.close()
@@ -601,7 +720,12 @@ async function distributed(): Promise<void> {
     const t0 = Date.now()
     const pending: Promise<unknown>[] = []
     for (let w = 0; w < windows; w++) {
-      for (let i = 0; i < 50; i++) pending.push(fetch(`${procs[i % replicas]!.url}/api/v3/jobs?limit=1&r=${replicas}&k=${w}-${i}`).then((r) => r.arrayBuffer()).catch(() => undefined))
+      for (let i = 0; i < 50; i++)
+        pending.push(
+          fetch(`${procs[i % replicas]!.url}/api/v3/jobs?limit=1&r=${replicas}&k=${w}-${i}`)
+            .then((r) => r.arrayBuffer())
+            .catch(() => undefined),
+        )
       await sleep(1000)
     }
     const served = sim.calls.filter((c) => c.status === 200 && c.time < t0 + windows * 1000).length
@@ -651,18 +775,24 @@ async function distributed(): Promise<void> {
   log(`distributed: goodput one ${one.goodput.toFixed(2)}, two ${two.goodput.toFixed(2)}; invalidation p50 ${percentile(delays, 50).toFixed(1)} ms`)
   sections.push(`## Distributed mode (Redis on loopback, replicas as \`node dist/server.js\`)
 
-${table(['replicas', 'goodput (of one budget, 5 per 1 s, 10x over-demand)', 'upstream 429s'], [
+${table(
+  ['replicas', 'goodput (of one budget, 5 per 1 s, 10x over-demand)', 'upstream 429s'],
+  [
     [1, one.goodput, one.throttled],
     [2, two.goodput, two.throttled],
-  ])}
+  ],
+)}
 
 - two replicas together: goodput ${two.goodput.toFixed(2)} of one budget (goal >= 0.95: ${goal(two.goodput >= 0.95)}), ${two.throttled} upstream 429s (goal 0: ${goal(two.throttled === 0)})
 - invalidation: a PUT through B, then reads through A until they show the new data: **${staleReads} stale reads** in ${delays.length} runs; the new data was in A's answer after p50 **${percentile(delays, 50).toFixed(1)} ms**, worst **${Math.max(...delays).toFixed(1)} ms** from the PUT's answer (goal < 50 ms: ${goal(Math.max(...delays) < 50)}). That time is the refill itself (a miss through A: Redis tier, lock, upstream call, store): the write's answer waits for the Redis tier's eviction, and the pub/sub message reaches A's first tier before A's next read.
 
-${table(['hit from', 'p50 ms', 'p99 ms'], [
-    ['the replica\'s own first tier (lru-cache)', percentile(local, 50), percentile(local, 99)],
+${table(
+  ['hit from', 'p50 ms', 'p99 ms'],
+  [
+    ["the replica's own first tier (lru-cache)", percentile(local, 50), percentile(local, 99)],
     ['the Redis tier (first-tier miss)', percentile(tier2, 50), percentile(tier2, 99)],
-  ])}
+  ],
+)}
 
 - added latency of a Redis-tier hit over a first-tier hit: **${(percentile(tier2, 50) - percentile(local, 50)).toFixed(2)} ms** at p50.
 `)
@@ -692,11 +822,30 @@ that exact request at that moment (the **oracle**, an in-process render that is 
 must be the same JSON, key order included (pagination links compared by meaning). A difference counts as
 **raced** when only fields of a resource updated within the TTL differ (a read that crossed a write), else as **wrong**.
 
-${table(['levers', 'demand / budget', 'answers', 'upstream calls', 'answers per call', 'GET hits', 'p50 ms', 'p95 ms', '503s', 'upstream 429s', 'checked by the oracle', 'wrong', 'raced'], runs.map((r) => [r.config, `${(r.rate / 20).toFixed(0)}x`, r.answers, r.calls, r.perCall, `${(r.hitRatio * 100).toFixed(0)}%`, r.p50, r.p95, r.unavailable, r.upstream429, r.checked, r.wrong, r.raced]))}
+${table(
+  ['levers', 'demand / budget', 'answers', 'upstream calls', 'answers per call', 'GET hits', 'p50 ms', 'p95 ms', '503s', 'upstream 429s', 'checked by the oracle', 'wrong', 'raced'],
+  runs.map((r) => [
+    r.config,
+    `${(r.rate / 20).toFixed(0)}x`,
+    r.answers,
+    r.calls,
+    r.perCall,
+    `${(r.hitRatio * 100).toFixed(0)}%`,
+    r.p50,
+    r.p95,
+    r.unavailable,
+    r.upstream429,
+    r.checked,
+    r.wrong,
+    r.raced,
+  ]),
+)}
 
 - all levers: **${all.perCall.toFixed(2)} answers per upstream call** (no lever: ${none.perCall.toFixed(2)}; goal >= 3: ${goal(all.perCall >= 3)}), p50 ${all.p50.toFixed(0)} ms (no lever: ${none.p50.toFixed(0)} ms)
 - wrong answers over every run: **${wrong}** (goal 0: ${goal(wrong === 0)}); upstream 429s: ${runs.reduce((a, r) => a + r.upstream429, 0)} (goal 0: ${goal(runs.every((r) => r.upstream429 === 0))})
-- levers turned off by their checks: ${runs.map((r) => r.status.disabled.length).reduce((a, b) => a + b, 0)}; what the levers did with all on: ${Object.entries(all.status.stats).map(([k, v]) => `${k} ${v}`).join(', ')}
+- levers turned off by their checks: ${runs.map((r) => r.status.disabled.length).reduce((a, b) => a + b, 0)}; what the levers did with all on: ${Object.entries(all.status.stats)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}
 ${runs.flatMap((r) => r.examples.map((e) => `- wrong (${r.config}): ${e}`)).join('\n')}
 `)
 }
@@ -725,11 +874,15 @@ const header = `# Benchmark report, ${date}${quick ? ' (quick)' : ''}
 
 Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node.js ${process.version}.
 Everything on loopback, proxy and references measured in the same run. Took ${((Date.now() - started) / 1000).toFixed(0)} s.
-${summary.length ? `
+${
+  summary.length
+    ? `
 ## Issue 14's figures (each beside its reference from this run)
 
 ${table(['figure', 'measured', 'reference, same run', 'ratio', 'goal', ''], summary)}
-` : ''}`
+`
+    : ''
+}`
 mkdirSync('bench/results', { recursive: true })
 const file = join('bench/results', `${stem}.md`)
 writeFileSync(file, [header, ...sections].join('\n'))

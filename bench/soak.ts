@@ -90,7 +90,10 @@ await sleep(3000) // let hung calls finish
 await clients.close()
 await sleep(11_000) // the proxy's upstream keep-alive (10 s) lets go of idle sockets
 const finish = { rss: proxy.rssMiB(), fds: await fds(), kinds: describeFds(proxy.pid) }
-const alive = await fetch(`${proxy.url}/healthz`).then((r) => r.ok, () => false)
+const alive = await fetch(`${proxy.url}/healthz`).then(
+  (r) => r.ok,
+  () => false,
+)
 
 // every write accounted for: sent at most once, and every 200 really applied
 const sentBodies = sim.calls.filter((c) => c.method === 'PUT').map((c) => c.body)
@@ -109,10 +112,13 @@ ${seconds} s of mixed load from 4 clients (3 connections each): 45% item reads, 
 reads (10% with Cache-Control: no-cache), 5% writes; the simulator resets 5% and hangs 2% of calls
 (2.5 s, past UPSTREAM_TIMEOUT_MS=1000). The proxy ran as \`node dist/server.js\`.
 
-${table(['figure', 'start', 'end'], [
-  ['RSS, MiB', start.rss, finish.rss],
-  ['open file descriptors', start.fds, finish.fds],
-])}
+${table(
+  ['figure', 'start', 'end'],
+  [
+    ['RSS, MiB', start.rss, finish.rss],
+    ['open file descriptors', start.fds, finish.fds],
+  ],
+)}
 
 Open descriptors by kind, at the start: ${JSON.stringify(start.kinds)}; at the end: ${JSON.stringify(finish.kinds)}.
 
@@ -122,7 +128,10 @@ RSS under load, highest in each third of the run (MiB): ${[0, 1, 2].map((i) => t
 grows while the 16 MiB cache and V8's heap fill, then levels: growth from the second to the last third
 ${(third(2) - third(1)).toFixed(1)} MiB (${goal(third(2) - third(1) < 10)} for "flat": < 10 MiB).
 
-${table(['outcome', 'count'], [...byOutcome].sort((a, b) => b[1] - a[1]))}
+${table(
+  ['outcome', 'count'],
+  [...byOutcome].sort((a, b) => b[1] - a[1]),
+)}
 
 - requests: ${requests}; crashes: ${alive ? 0 : 1} (${goal(alive)})
 - writes: ${writes.sent} sent, ${writes.ok} answered 200, ${writes.unknown} answered 502/504 (outcome unknown: ${unknownApplied} of them had been applied upstream), ${writes.other} other

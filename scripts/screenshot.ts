@@ -14,7 +14,9 @@ let i = 0
 while (Date.now() < end) {
   const id = 1 + Math.floor(Math.pow(Math.random(), 2) * 40)
   if (i % 40 === 7) s.sim.inject({ kind: 'status', status: 503, path: `/jobs/${id}` })
-  void fetch(`${s.url}/api/v3/jobs/${id}${i % 3 ? '' : '?includes[]=address'}`).then((r) => r.arrayBuffer()).catch(() => undefined)
+  void fetch(`${s.url}/api/v3/jobs/${id}${i % 3 ? '' : '?includes[]=address'}`)
+    .then((r) => r.arrayBuffer())
+    .catch(() => undefined)
   if (i % 25 === 0) void fetch(`${s.url}/api/v3/jobs/${id}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"name":"x"}' }).catch(() => undefined)
   i++
   await sleep(40)

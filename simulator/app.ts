@@ -222,11 +222,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
       used += n
     },
     count(path, method) {
-      return sim.calls.filter(
-        (c) =>
-          (method === undefined || c.method === method) &&
-          (path === undefined || (typeof path === 'string' ? c.path === path : path.test(c.path))),
-      ).length
+      return sim.calls.filter((c) => (method === undefined || c.method === method) && (path === undefined || (typeof path === 'string' ? c.path === path : path.test(c.path)))).length
     },
     reset() {
       sim.calls.length = 0
@@ -391,7 +387,11 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
         continue
       }
       if (kind === 'status') return error(reply, f.status ?? 503, f.status === 503 ? 'Service Unavailable' : 'An internal error occured.')
-      if (kind === 'html') return reply.code(f.status ?? 502).type('text/html').send('<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>')
+      if (kind === 'html')
+        return reply
+          .code(f.status ?? 502)
+          .type('text/html')
+          .send('<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>')
       if (kind === 'delay') await sleep(f.ms ?? 100)
     }
   })
@@ -423,11 +423,7 @@ export function createSimulator(opts: SimulatorOptions = {}): Simulator {
 
   function takeFault(request: FastifyRequest, path: string, kind: FaultKind): Fault | undefined {
     const i = faults.findIndex(
-      (f) =>
-        f.kind === kind &&
-        f.left > 0 &&
-        (f.method === undefined || f.method === request.method) &&
-        (f.path === undefined || (typeof f.path === 'string' ? f.path === path : f.path.test(path))),
+      (f) => f.kind === kind && f.left > 0 && (f.method === undefined || f.method === request.method) && (f.path === undefined || (typeof f.path === 'string' ? f.path === path : f.path.test(path))),
     )
     if (i < 0) return undefined
     const f = faults[i]!
@@ -485,8 +481,7 @@ function registerRoutes(app: FastifyInstance, db: () => SimData, quirks: Quirks)
 
   // Fractal: "customer.phones" includes customer, and phones inside it; each include adds one
   // top-level key to the item and changes nothing else (unless a test switches that quirk on)
-  const nested = (inc: Set<string>, name: string) =>
-    new Set([...inc].filter((n) => n.startsWith(name + '.')).map((n) => n.slice(name.length + 1)))
+  const nested = (inc: Set<string>, name: string) => new Set([...inc].filter((n) => n.startsWith(name + '.')).map((n) => n.slice(name.length + 1)))
   const top = (inc: Set<string>) => new Set([...inc].map((n) => n.split('.', 1)[0]!))
   const quirk = (out: Row, inc: Set<string>) => {
     if (quirks.includesChangeBase && inc.size > 0 && 'description' in out) out.description = `${String(out.description)} (with includes)`
@@ -684,7 +679,12 @@ function registerRoutes(app: FastifyInstance, db: () => SimData, quirks: Quirks)
     const d = db()
     const id = idParam(request)
     if (!d.jobs.some((x) => x.id === id)) return error(reply, 412, 'No records found!')
-    return paginate(request, reply, d.notes.filter((n) => n.job_id === id), (n) => n)
+    return paginate(
+      request,
+      reply,
+      d.notes.filter((n) => n.job_id === id),
+      (n) => n,
+    )
   })
   app.post(`${API}/jobs/:id/notes`, async (request, reply) => {
     const d = db()
@@ -728,13 +728,10 @@ function registerRoutes(app: FastifyInstance, db: () => SimData, quirks: Quirks)
     return json(reply, 200, { message: 'File uploaded successfully.', data: { id: db().nextId.resources!++, job_id: j.id, name, size: raw.length }, status: 200 })
   })
   app.get(`${API}/job/:id/resources`, async (request, reply) => paginate(request, reply, [], (r) => r))
-  app.post(`${API}/resources/upload`, async (_request, reply) =>
-    json(reply, 200, { message: 'File uploaded successfully.', data: { id: db().nextId.resources!++ }, status: 200 }),
-  )
+  app.post(`${API}/resources/upload`, async (_request, reply) => json(reply, 200, { message: 'File uploaded successfully.', data: { id: db().nextId.resources!++ }, status: 200 }))
 
   // the rest of the sample
-  const list = (path: string, rows: (d: SimData) => Row[]) =>
-    app.get(`${API}${path}`, async (request, reply) => paginate(request, reply, rows(db()), (r) => r))
+  const list = (path: string, rows: (d: SimData) => Row[]) => app.get(`${API}${path}`, async (request, reply) => paginate(request, reply, rows(db()), (r) => r))
   list('/company/users', (d) => d.users)
   list('/company/trades', (d) => d.trades)
   list('/workflow/stages', (d) => d.stages)
@@ -743,13 +740,26 @@ function registerRoutes(app: FastifyInstance, db: () => SimData, quirks: Quirks)
   list('/divisions', (d) => d.divisions)
   list('/appointments', (d) => d.appointments)
   app.get(`${API}/countries/:id/states`, async (request, reply) =>
-    paginate(request, reply, db().states.filter((s) => s.country_id === idParam(request)), (r) => r),
+    paginate(
+      request,
+      reply,
+      db().states.filter((s) => s.country_id === idParam(request)),
+      (r) => r,
+    ),
   )
   app.post(`${API}/appointments`, async (request, reply) => {
     const d = db()
     const b = body(request)
     if (!b.title) return error(reply, 412, 'Invalid data.', { validation: { title: ['The title field is required.'] } })
-    const a = { id: d.nextId.appointments!++, title: String(b.title), job_id: Number(b.job_id ?? 0) || null, user_id: 1, start_date_time: String(b.start_date_time ?? timestamp(405)), end_date_time: String(b.end_date_time ?? timestamp(405, 3600)), location: String(b.location ?? '') }
+    const a = {
+      id: d.nextId.appointments!++,
+      title: String(b.title),
+      job_id: Number(b.job_id ?? 0) || null,
+      user_id: 1,
+      start_date_time: String(b.start_date_time ?? timestamp(405)),
+      end_date_time: String(b.end_date_time ?? timestamp(405, 3600)),
+      location: String(b.location ?? ''),
+    }
     d.appointments.push(a)
     return json(reply, 200, { message: 'Appointment saved successfully.', appointment: a, status: 200 })
   })

@@ -26,9 +26,7 @@ export function registerDebugRoutes(app: FastifyInstance): DebugControl {
     const where = q.in ?? 'body'
     const status = Number(q.status ?? 200)
     if (where === 'header' || where === 'both') reply.header('x-debug-authorization', request.headers.authorization ?? '')
-    let payload: string | Buffer = JSON.stringify(
-      where === 'header' ? { data: { ok: true }, status } : { data: { method: request.method, headers: request.headers }, status },
-    )
+    let payload: string | Buffer = JSON.stringify(where === 'header' ? { data: { ok: true }, status } : { data: { method: request.method, headers: request.headers }, status })
     if (q.encoding === 'gzip') {
       payload = gzipSync(payload)
       reply.header('content-encoding', 'gzip')

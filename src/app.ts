@@ -65,7 +65,15 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
 
   // distributed mode: wait a moment for Redis, start degraded (local budget share) if it is not there
   const distributed = config.redisUrl
-    ? new Distributed({ url: config.redisUrl, prefix: 'jpp', budgetId: `${config.rateLimit}-${config.rateWindowMs}-${config.maxConcurrent}`, limit: config.rateLimit, windowMs: config.rateWindowMs, maxConcurrent: config.maxConcurrent, log: app.log })
+    ? new Distributed({
+        url: config.redisUrl,
+        prefix: 'jpp',
+        budgetId: `${config.rateLimit}-${config.rateWindowMs}-${config.maxConcurrent}`,
+        limit: config.rateLimit,
+        windowMs: config.rateWindowMs,
+        maxConcurrent: config.maxConcurrent,
+        log: app.log,
+      })
     : undefined
   if (distributed) await Promise.race([once(distributed.redis, 'ready'), new Promise((r) => setTimeout(r, 2000).unref())])
   // CACHE_DIR: the spent budget and the entries of the last process

@@ -16,7 +16,7 @@ const SETTINGS: Array<[string, string]> = [
   ['PROXY_API_KEYS', 'comma-separated client keys, each "key" or "name:key"; empty: no client auth'],
   ['ADMIN_KEY', 'key for DELETE /_proxy/cache; empty: admin actions disabled'],
   ['AUDIT_LOG', 'file receiving one JSON line per write (reopened on SIGHUP); empty: the main log, "audit":true'],
-  ['CLIENT_BUDGET_SHARES', 'name=percent,...: the most of each window\'s budget a client key may spend, e.g. batch=20'],
+  ['CLIENT_BUDGET_SHARES', "name=percent,...: the most of each window's budget a client key may spend, e.g. batch=20"],
   ['CACHE_TTL_SECONDS', 'how long a cached GET is fresh'],
   ['CACHE_STALE_SECONDS', 'how long after that it may be served stale'],
   ['CACHE_MAX_BYTES', "bound on the cache's size, bodies and headers"],

@@ -147,7 +147,10 @@ const schema = z.object({
   JOBPROGRESS_API_URL: httpUrl.default(DEFAULTS.JOBPROGRESS_API_URL),
   HOST: z.string().trim().min(1, 'expected a listen address').default(DEFAULTS.HOST),
   PORT: int(0, 65535).default(Number(DEFAULTS.PORT)),
-  PUBLIC_URL: optional.refine((v) => v === undefined || isPublicUrl(v), 'expected the http(s) URL clients use to reach the proxy, without /api/v3, query, fragment or credentials, e.g. https://jp-proxy.internal'),
+  PUBLIC_URL: optional.refine(
+    (v) => v === undefined || isPublicUrl(v),
+    'expected the http(s) URL clients use to reach the proxy, without /api/v3, query, fragment or credentials, e.g. https://jp-proxy.internal',
+  ),
   ALLOWED_HOSTS: optional,
   PROXY_API_KEYS: optional,
   ADMIN_KEY: optional,
@@ -172,7 +175,10 @@ const schema = z.object({
 
 function parseClientKeys(raw: string | undefined): ClientKey[] {
   if (!raw) return []
-  const keys = raw.split(',').map((s) => s.trim()).filter(Boolean)
+  const keys = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   return keys.map((item, i) => {
     const colon = item.indexOf(':')
     const name = colon > 0 ? item.slice(0, colon) : `client${i + 1}`
@@ -237,7 +243,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const clientKeys = Object.freeze(parseClientKeys(e.PROXY_API_KEYS))
   let clientBudgetShares: ReadonlyMap<string, number>
   try {
-    clientBudgetShares = parseBudgetShares(e.CLIENT_BUDGET_SHARES, clientKeys.map((k) => k.name))
+    clientBudgetShares = parseBudgetShares(
+      e.CLIENT_BUDGET_SHARES,
+      clientKeys.map((k) => k.name),
+    )
   } catch (err) {
     throw new ConfigError(`CLIENT_BUDGET_SHARES: ${(err as Error).message}`)
   }

@@ -27,9 +27,7 @@ export function openPersistence(o: { config: Readonly<Config>; token: Secret; lo
   const dir = CacheDir.open(config.cacheDir, { apiUrl: config.apiUrl, token: o.token.reveal(), log })
   if (!dir) return undefined
   // distributed mode: the budget lives in Redis, shared by the replicas; a file would double it
-  const budgetFile = config.redisUrl
-    ? undefined
-    : new BudgetFile(dir, { limit: config.rateLimit, windowMs: config.rateWindowMs, timeoutMs: config.upstreamTimeoutMs, log })
+  const budgetFile = config.redisUrl ? undefined : new BudgetFile(dir, { limit: config.rateLimit, windowMs: config.rateWindowMs, timeoutMs: config.upstreamTimeoutMs, log })
   const saved = budgetFile?.load()
   let disk: DiskCache | undefined
   let warm: Warmer | undefined

@@ -65,7 +65,6 @@ export interface FillWaiter {
 
 export type Joined = Fetched | { early: Entry }
 
-
 export class Fills {
   readonly #inflight = new Map<string, Fill>()
   /** fills in flight by base (key without includes) */

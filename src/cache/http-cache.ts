@@ -224,7 +224,8 @@ export class HttpCache {
     const { k, ttlMs } = this.#keys.keyOf(method === 'POST' ? `${rawPath}/${r.path.split('/').pop()}` : rawPath, '')
     if (k.path !== r.path) return n
     // the write's answer, in the shape of a stored entry of the route: JSON already
-    if (!isStorable({ ttlMs, status: 200, cacheControl: r.headers['cache-control'], contentType: r.headers['content-type'], body: r.body, maxEntryBytes: this.#o.maxEntryBytes, knownJson: true })) return n
+    if (!isStorable({ ttlMs, status: 200, cacheControl: r.headers['cache-control'], contentType: r.headers['content-type'], body: r.body, maxEntryBytes: this.#o.maxEntryBytes, knownJson: true }))
+      return n
     const e = makeEntry({ key: k.key, path: k.path, includes: [], status: 200, headers: r.headers, body: r.body, storedAt: this.#o.now(), ttlMs, staleMs: this.#o.staleSeconds * 1000 })
     this.store.set(e)
     this.resources.writes.refreshed(k.path, r.body)

@@ -26,10 +26,7 @@ export function invalidationFilters(inv: Invalidation, rules: CacheRules): Evict
   const ancestors = new Set<string>()
   const segs = path.split('/')
   for (let i = segs.length - 1; i > 1; i--) ancestors.add(segs.slice(0, i).join('/'))
-  return [
-    { match: (p) => p === path || p.startsWith(path + '/') || ancestors.has(p) },
-    ...linkedTargets(rules, path).map((t) => ({ match: (p: string) => t.match.test(p), includes: t.includes })),
-  ]
+  return [{ match: (p) => p === path || p.startsWith(path + '/') || ancestors.has(p) }, ...linkedTargets(rules, path).map((t) => ({ match: (p: string) => t.match.test(p), includes: t.includes }))]
 }
 
 /** Applies eviction filters to the store and to fills in flight. */

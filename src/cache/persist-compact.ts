@@ -13,7 +13,7 @@ const STEP_PAUSE_MS = 20
 
 /** Writes `bufs` at `pos`, 512 buffers a call; a short write throws (ENOSPC). */
 export function writeAllSync(fd: number, bufs: Buffer[], pos: number): void {
-  for (let i = 0; i < bufs.length; ) {
+  for (let i = 0; i < bufs.length;) {
     const chunk = bufs.slice(i, i + 512)
     let want = 0
     for (const b of chunk) want += b.length
@@ -29,13 +29,20 @@ export function writeAllSync(fd: number, bufs: Buffer[], pos: number): void {
  * in 1 MiB steps 20 ms apart; with `fresh` (no old file: it failed), the store's entries as new records.
  * Returns the records' new places and the end of what was written.
  */
-export async function writeLive(fd: number, head: Buffer, from: number | undefined, keep: Live[], fresh: (() => Iterable<Entry>) | undefined, closed: () => boolean): Promise<{ live: Map<string, Live>; pos: number }> {
+export async function writeLive(
+  fd: number,
+  head: Buffer,
+  from: number | undefined,
+  keep: Live[],
+  fresh: (() => Iterable<Entry>) | undefined,
+  closed: () => boolean,
+): Promise<{ live: Map<string, Live>; pos: number }> {
   const live = new Map<string, Live>()
   await writeAsync(fd, head, 0, HEADER, 0)
   let pos = HEADER
   let buf = Buffer.allocUnsafe(1 << 20)
   // runs of records that follow each other in the old file, at most 1 MiB (or one record) each
-  for (let i = 0; i < keep.length; ) {
+  for (let i = 0; i < keep.length;) {
     if (closed()) throw new Error('closing')
     const first = keep[i]!
     let end = first.off + first.len

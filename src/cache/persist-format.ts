@@ -89,8 +89,12 @@ export function decodeEntry(p: Buffer, headerSets: Map<string, Entry['headers']>
     if (headerSets.size < 1000) headerSets.set(headersText, headers)
   }
   if (
-    typeof meta.key !== 'string' || typeof meta.path !== 'string' || typeof meta.storedAt !== 'number' ||
-    typeof meta.ttlMs !== 'number' || typeof meta.staleMs !== 'number' || typeof meta.size !== 'number' ||
+    typeof meta.key !== 'string' ||
+    typeof meta.path !== 'string' ||
+    typeof meta.storedAt !== 'number' ||
+    typeof meta.ttlMs !== 'number' ||
+    typeof meta.staleMs !== 'number' ||
+    typeof meta.size !== 'number' ||
     !Array.isArray(meta.includes)
   ) {
     throw new Error('bad entry fields')

@@ -6,7 +6,6 @@ import { FORMAT_VERSION } from '../cache-dir.js'
 import type { Entry } from './store.js'
 import { HEADER, MAGIC, MAX_RECORD, REC, TYPE_CRC, T_DELETE, T_ENTRY, T_READS, decodeEntry, type Live } from './persist-format.js'
 
-
 /** Sequential reads of a file in 4 MiB chunks; take(n) returns a view valid until the next take. */
 export class Reader {
   #buf = Buffer.allocUnsafe(4 << 20)
@@ -52,7 +51,10 @@ export class Reader {
 }
 
 export class Unusable extends Error {
-  constructor(readonly reason: 'corrupt' | 'truncated' | 'foreign', message: string) {
+  constructor(
+    readonly reason: 'corrupt' | 'truncated' | 'foreign',
+    message: string,
+  ) {
     super(message)
   }
 }

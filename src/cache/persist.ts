@@ -322,7 +322,11 @@ export class DiskCache implements StoreObserver {
       let pos = written.pos
       for (const [k, n] of this.#readsDelta) this.#reads.set(k, (this.#reads.get(k) ?? 0) + n)
       this.#readsDelta.clear()
-      pos = await writeCountsAndSync(fd, [...this.#reads].filter(([k]) => live.has(k)), pos)
+      pos = await writeCountsAndSync(
+        fd,
+        [...this.#reads].filter(([k]) => live.has(k)),
+        pos,
+      )
       if (this.#closed) throw new Error('closing')
       // from here to the rename, synchronous: nothing is appended in between
       this.flush()

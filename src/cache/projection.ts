@@ -231,7 +231,12 @@ export function rewriteLink(link: string, includes: readonly string[]): string {
   }
   if (at < 0) return link
   const comma = !/(\[|%5B)/i.test(rawName)
-  const ins = includes.length === 0 ? [] : comma ? [`${rawName}=${includes.map(encodeURIComponent).join(',')}`] : includes.map((i) => `${rawName.replace(/(\[|%5B)\d+(\]|%5D)/i, '$1$2')}=${encodeURIComponent(i)}`)
+  const ins =
+    includes.length === 0
+      ? []
+      : comma
+        ? [`${rawName}=${includes.map(encodeURIComponent).join(',')}`]
+        : includes.map((i) => `${rawName.replace(/(\[|%5B)\d+(\]|%5D)/i, '$1$2')}=${encodeURIComponent(i)}`)
   rest.splice(at, 0, ...ins)
   return link.slice(0, q) + (rest.length ? '?' + rest.join('&') : '') + (hash < 0 ? '' : link.slice(hash))
 }

@@ -110,7 +110,18 @@ export class Resources {
     if (!understood(k)) return undefined
     const body = project(identityBody(src), src.includes, k.includes, includesInOrder(rawQuery))
     if (!body) return undefined
-    const e = makeEntry({ key: k.key, path: k.path, includes: k.includes, status: src.status, headers: src.headers, body, storedAt: src.storedAt, ttlMs: src.ttlMs, staleMs: src.staleMs, derivedFrom: src.derivedFrom ?? src.includes })
+    const e = makeEntry({
+      key: k.key,
+      path: k.path,
+      includes: k.includes,
+      status: src.status,
+      headers: src.headers,
+      body,
+      storedAt: src.storedAt,
+      ttlMs: src.ttlMs,
+      staleMs: src.staleMs,
+      derivedFrom: src.derivedFrom ?? src.includes,
+    })
     this.#store.set(e)
     this.#remember(e)
     this.stats.projected++
@@ -122,7 +133,8 @@ export class Resources {
     const route = routeOf(e.path)
     let keys = this.#derivedKeys.get(route)
     if (!keys) this.#derivedKeys.set(route, (keys = new Set()))
-    if (keys.size >= 10_000) this.#overflowed.add(route) // too many to track: all of the route goes
+    if (keys.size >= 10_000)
+      this.#overflowed.add(route) // too many to track: all of the route goes
     else keys.add(e.key)
   }
 

@@ -35,13 +35,5 @@ export function isJson(contentType: string | string[] | undefined, body: Buffer)
 
 /** A 200 JSON answer, cacheable by rule and by the upstream, within the entry size, not invalidated, no leaked token. */
 export function isStorable(c: StoreCandidate): boolean {
-  return (
-    !!c.ttlMs &&
-    c.status === 200 &&
-    !c.leaked &&
-    !c.invalidated &&
-    c.body.length <= c.maxEntryBytes &&
-    !responseNoStore(c.cacheControl) &&
-    (c.knownJson === true || isJson(c.contentType, c.body))
-  )
+  return !!c.ttlMs && c.status === 200 && !c.leaked && !c.invalidated && c.body.length <= c.maxEntryBytes && !responseNoStore(c.cacheControl) && (c.knownJson === true || isJson(c.contentType, c.body))
 }

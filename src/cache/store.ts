@@ -28,9 +28,7 @@ export interface Entry {
  * An entry from identity bytes (or, with `encoding: 'gzip'`, from stored gzip bytes and the identity
  * ETag). The store compresses identity entries itself (CacheStore.set).
  */
-export function makeEntry(
-  fields: Omit<Entry, 'etag' | 'size' | 'encoding'> & { encoding?: Encoding; etag?: string },
-): Entry {
+export function makeEntry(fields: Omit<Entry, 'etag' | 'size' | 'encoding'> & { encoding?: Encoding; etag?: string }): Entry {
   const encoding = fields.encoding ?? 'identity'
   if (encoding !== 'identity' && !fields.etag) throw new Error('a compressed entry needs the ETag of its identity bytes')
   const etag = fields.etag ?? `"${createHash('sha1').update(fields.body).digest('base64url')}"`
@@ -44,7 +42,21 @@ function withBody(e: Entry, stored: Buffer, encoding: Encoding): Entry {
   for (const k in e.headers) headerBytes += k.length + String(e.headers[k]).length + 4
   // bookkeeping overhead per entry: the key twice (lru + index), the object itself
   const size = Math.max(1, Math.ceil(body.length + headerBytes + e.key.length * 2 + 256))
-  return { key: e.key, path: e.path, includes: e.includes, status: e.status, headers: e.headers, body, encoding, etag: e.etag, storedAt: e.storedAt, ttlMs: e.ttlMs, staleMs: e.staleMs, size, ...(e.derivedFrom && { derivedFrom: e.derivedFrom }) }
+  return {
+    key: e.key,
+    path: e.path,
+    includes: e.includes,
+    status: e.status,
+    headers: e.headers,
+    body,
+    encoding,
+    etag: e.etag,
+    storedAt: e.storedAt,
+    ttlMs: e.ttlMs,
+    staleMs: e.staleMs,
+    size,
+    ...(e.derivedFrom && { derivedFrom: e.derivedFrom }),
+  }
 }
 
 // Long-lived bodies are packed into slabs of their own: malloc'd one by one, small long-lived bodies

@@ -80,7 +80,12 @@ export class WriteRefresh {
     else if (path.split('/').pop() !== String(id)) return undefined
     const shape = this.#shapes.get(routeOf(target))
     if (!shape || shape.mixed) return undefined
-    if (topMembers(raw)?.map((x) => x.key).join() !== shape.keys.join()) return undefined
+    if (
+      topMembers(raw)
+        ?.map((x) => x.key)
+        .join() !== shape.keys.join()
+    )
+      return undefined
     return { path: target, body: Buffer.from(shape.prefix + raw + shape.suffix, 'latin1'), headers: shape.headers }
   }
 

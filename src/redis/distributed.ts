@@ -18,7 +18,6 @@ import { redisRecoveryFix } from '../upstream/bottleneck-redis.js'
 import { RedisSlots } from '../upstream/slots.js'
 import type { Budget } from '../upstream/throttle.js'
 
-
 export interface DistributedOptions {
   url: string
   /** key prefix */
@@ -166,7 +165,19 @@ export class Distributed implements SharedCache {
     const ttl = e.ttlMs + e.staleMs
     const stored: StoredEntry = { ...e, includes: [...e.includes], headers: { ...e.headers }, body: e.body.toString('base64') }
     await this.redis
-      .eval(SET_ENTRY, 3, this.#k('c', e.key), this.#k('p', e.path), this.#k('path-index'), JSON.stringify(stored), String(ttl), e.path, e.key, `${this.#o.prefix}:`, String(this.#o.maxPaths ?? MAX_PATHS))
+      .eval(
+        SET_ENTRY,
+        3,
+        this.#k('c', e.key),
+        this.#k('p', e.path),
+        this.#k('path-index'),
+        JSON.stringify(stored),
+        String(ttl),
+        e.path,
+        e.key,
+        `${this.#o.prefix}:`,
+        String(this.#o.maxPaths ?? MAX_PATHS),
+      )
       .catch(() => undefined)
   }
 

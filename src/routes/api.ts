@@ -135,7 +135,10 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
       done()
     })
     // the bytes of bodies held at once are bounded (src/body-budget.ts): 503 QUEUE_FULL past it
-    scope.addHook('preParsing', new BodyBudget(HELD_BODIES * o.config.bodyLimitBytes).hook(() => upstream.throttle.retryAfterSeconds()))
+    scope.addHook(
+      'preParsing',
+      new BodyBudget(HELD_BODIES * o.config.bodyLimitBytes).hook(() => upstream.throttle.retryAfterSeconds()),
+    )
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.config.bodyLimitBytes }, (_req, body, done) => {
       done(null, new BufferedBody(body as Buffer))

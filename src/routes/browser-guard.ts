@@ -34,13 +34,7 @@ export function hostnameOf(host: string): string {
 /** localhost, *.localhost (browsers resolve it themselves, never through DNS), 127.0.0.0/8, ::1. */
 export function isLoopbackName(hostname: string): boolean {
   const h = hostnameOf(hostname)
-  return (
-    h === 'localhost' ||
-    h.endsWith('.localhost') ||
-    h === '[::1]' ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
-    /^\[::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}\]$/.test(h)
-  )
+  return h === 'localhost' || h.endsWith('.localhost') || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^\[::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}\]$/.test(h)
 }
 
 export class HostPolicy {

@@ -25,7 +25,10 @@ export function parseBudgetShares(raw: string | undefined, keyNames: readonly st
   const shares = new Map<string, number>()
   if (!raw || !raw.trim()) return shares
   const known = keyNames.length ? keyNames : [ANONYMOUS]
-  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean)
+  const entries = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   entries.forEach((entry, i) => {
     const m = /^([^=\s]+)\s*=\s*(\S+?)%?$/.exec(entry)
     if (!m) throw new Error(`entry ${i + 1} ("${entry.slice(0, 40)}"): expected name=percent, e.g. batch=20`)
@@ -127,11 +130,14 @@ export class ClientWindows {
 
   /** A call ended: its slot comes back to the client's share at `at` (one window after its answer). */
   release(client: string, at: number): void {
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
-      this.#drop(client)
-      if (this.#o.shares.has(client)) this.#o.onFree()
-    }, Math.max(0, at - Date.now()))
+    const t = setTimeout(
+      () => {
+        this.#timers.delete(t)
+        this.#drop(client)
+        if (this.#o.shares.has(client)) this.#o.onFree()
+      },
+      Math.max(0, at - Date.now()),
+    )
     t.unref()
     this.#timers.add(t)
   }

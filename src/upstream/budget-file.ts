@@ -78,8 +78,14 @@ export class BudgetFile {
       return empty
     }
     const ok =
-      typeof f.salt === 'string' && typeof f.hash === 'string' && Number.isFinite(f.limit) && Number.isFinite(f.windowMs) &&
-      Number.isFinite(f.savedAt) && Number.isFinite(f.pausedUntil) && Number.isFinite(f.inflight) && Array.isArray(f.returns) &&
+      typeof f.salt === 'string' &&
+      typeof f.hash === 'string' &&
+      Number.isFinite(f.limit) &&
+      Number.isFinite(f.windowMs) &&
+      Number.isFinite(f.savedAt) &&
+      Number.isFinite(f.pausedUntil) &&
+      Number.isFinite(f.inflight) &&
+      Array.isArray(f.returns) &&
       f.returns.every((r) => Array.isArray(r) && Number.isFinite(r[0]) && Number.isInteger(r[1]) && r[1] > 0)
     if (!ok) {
       this.#dir.setAside(FILE, 'corrupt: missing or bad fields')
@@ -105,7 +111,10 @@ export class BudgetFile {
     }
     const pausedUntil = f.pausedUntil > now ? f.pausedUntil : 0
     if (spent > 0 || pausedUntil) {
-      this.#o.log.info({ spent, limit, nextBackInMs: returns[0] ? returns[0][0] - now : 0, pausedForMs: pausedUntil ? pausedUntil - now : 0 }, 'budget restored from CACHE_DIR: calls spent before the restart still count')
+      this.#o.log.info(
+        { spent, limit, nextBackInMs: returns[0] ? returns[0][0] - now : 0, pausedForMs: pausedUntil ? pausedUntil - now : 0 },
+        'budget restored from CACHE_DIR: calls spent before the restart still count',
+      )
     }
     return { spent, returns, pausedUntil }
   }

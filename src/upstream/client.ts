@@ -77,11 +77,7 @@ export function isLegacyThrottle(body: Buffer): boolean {
   }
   const error = (parsed as { error?: unknown } | null)?.error as { message?: unknown; error_details?: unknown } | undefined
   return (
-    typeof error === 'object' &&
-    error !== null &&
-    error.message === 'An internal error occured.' &&
-    typeof error.error_details === 'string' &&
-    error.error_details.startsWith('Too Many Attempts.')
+    typeof error === 'object' && error !== null && error.message === 'An internal error occured.' && typeof error.error_details === 'string' && error.error_details.startsWith('Too Many Attempts.')
   )
 }
 
@@ -291,9 +287,7 @@ export class Upstream {
       dropped.destroy()
       this.#noteError(o, String(res.statusCode))
       const write = !['GET', 'HEAD', 'OPTIONS'].includes(o.method)
-      throw new UpstreamUnreachable(
-        `JobProgress answered with an invalid HTTP status (${res.statusCode}).` + (write ? ' The write may or may not have been applied: check before retrying.' : ''),
-      )
+      throw new UpstreamUnreachable(`JobProgress answered with an invalid HTTP status (${res.statusCode}).` + (write ? ' The write may or may not have been applied: check before retrying.' : ''))
     }
     this.onAnswer(String(res.statusCode), (performance.now() - started) / 1000)
     if (res.statusCode >= 500 || res.statusCode === 401 || res.statusCode === 429) this.#noteError(o, String(res.statusCode))
@@ -303,10 +297,7 @@ export class Upstream {
       const now = Date.now()
       if (now - this.#lastUnauthorizedLog >= 60_000) {
         this.#lastUnauthorizedLog = now
-        this.#o.log.error(
-          { unauthorizedSoFar: this.unauthorized },
-          'JobProgress answered 401: the token was revoked or has expired (clients get the 401 as it is; logged once a minute)',
-        )
+        this.#o.log.error({ unauthorizedSoFar: this.unauthorized }, 'JobProgress answered 401: the token was revoked or has expired (clients get the 401 as it is; logged once a minute)')
       }
     }
     // (a 429's "Remaining: 0" is handled by the pause, which knows Retry-After)
@@ -331,25 +322,15 @@ export class Upstream {
     // the caller left, or the limiter refused the call (QUEUE_FULL, QUEUE_TIMEOUT, SHUTTING_DOWN): as it is
     if (isAbort(err) || isProxyError(err)) return err as Error
     const unknownOutcome = write ? ' The write may or may not have been applied: check before retrying.' : ''
-    if (
-      err instanceof undiciErrors.HeadersTimeoutError ||
-      err instanceof undiciErrors.BodyTimeoutError ||
-      err instanceof undiciErrors.ConnectTimeoutError
-    ) {
+    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
       const before = err instanceof undiciErrors.ConnectTimeoutError
-      return new UpstreamTimeout(
-        `JobProgress did not answer within ${this.#o.timeoutMs} ms.` + (before ? ' The call was not sent.' : unknownOutcome),
-        { cause: err },
-      )
+      return new UpstreamTimeout(`JobProgress did not answer within ${this.#o.timeoutMs} ms.` + (before ? ' The call was not sent.' : unknownOutcome), { cause: err })
     }
     const code = (err as { code?: string })?.code ?? 'ERROR'
     const notSent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
     const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code)
     const what = tls ? 'its TLS certificate could not be verified' : `the connection failed (${code})`
-    return new UpstreamUnreachable(
-      `JobProgress could not be reached: ${what}.` + (notSent || tls ? ' The call was not sent.' : unknownOutcome),
-      { cause: err },
-    )
+    return new UpstreamUnreachable(`JobProgress could not be reached: ${what}.` + (notSent || tls ? ' The call was not sent.' : unknownOutcome), { cause: err })
   }
 }
 

@@ -3,17 +3,7 @@
 export type HeaderMap = Record<string, string | string[] | number | undefined>
 
 // RFC 9110 7.6.1 hop-by-hop headers, plus the ones HTTP/1.1 proxies conventionally drop.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-])
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
 
 /** Client headers that never go upstream: credentials of the client, and what undici sets itself. */
 const NOT_FORWARDED = new Set(['host', 'authorization', 'x-proxy-key', 'cookie', 'content-length', 'expect'])
@@ -24,7 +14,12 @@ const NOT_RETURNED = new Set(['set-cookie', 'x-ratelimit-limit', 'x-ratelimit-re
 function connectionListed(headers: HeaderMap): Set<string> {
   const c = headers.connection
   const v = Array.isArray(c) ? c.join(',') : typeof c === 'string' ? c : ''
-  return new Set(v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
+  return new Set(
+    v
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  )
 }
 
 export function upstreamRequestHeaders(client: HeaderMap): Record<string, string> {

@@ -109,7 +109,9 @@ export function guardAnswer(
     out[name] = value === undefined ? undefined : Array.isArray(value) ? value.map(mask) : mask(String(value))
   }
   const stages: Array<Readable | Transform> = [body]
-  const encoding = String(out['content-encoding'] ?? '').trim().toLowerCase()
+  const encoding = String(out['content-encoding'] ?? '')
+    .trim()
+    .toLowerCase()
   if (encoding && encoding !== 'identity') {
     const decoder = decoderFor(encoding)
     delete out['content-encoding']

@@ -33,12 +33,15 @@ export class LocalSlots implements SlotStore {
 
   returnAt(at: number, n: number): void {
     if (this.#closed) return
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
-      if (this.#closed) return
-      if (Date.now() < this.#pausedUntil) return this.returnAt(this.#pausedUntil, n)
-      this.limiter.incrementReservoir(n).catch(this.onError)
-    }, Math.max(0, at - Date.now()))
+    const t = setTimeout(
+      () => {
+        this.#timers.delete(t)
+        if (this.#closed) return
+        if (Date.now() < this.#pausedUntil) return this.returnAt(this.#pausedUntil, n)
+        this.limiter.incrementReservoir(n).catch(this.onError)
+      },
+      Math.max(0, at - Date.now()),
+    )
     t.unref()
     this.#timers.add(t)
   }
@@ -105,12 +108,7 @@ export class RedisSlots implements SlotStore {
   returnAt(at: number, n: number): void {
     if (this.#closed) return
     const member = `${process.pid}.${Date.now()}.${++this.#seq}:${n}`
-    this.redis
-      .multi()
-      .zadd(this.#returnsKey, at, member)
-      .pexpire(this.#returnsKey, this.keepMs)
-      .exec()
-      .catch(this.onError)
+    this.redis.multi().zadd(this.#returnsKey, at, member).pexpire(this.#returnsKey, this.keepMs).exec().catch(this.onError)
   }
 
   async #sweep(): Promise<void> {

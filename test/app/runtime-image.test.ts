@@ -8,7 +8,6 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createSimulator, DEMO_TOKEN } from '../../simulator/app.js'
 import { freePort, until } from '../helpers.js'
 
-
 describe('the runtime image, reproduced without Docker', () => {
   const dir = mkdtempSync(join(tmpdir(), 'jpp-image-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))

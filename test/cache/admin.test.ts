@@ -16,8 +16,7 @@ describe('DELETE /_proxy/cache and /_proxy/status', () => {
   it('403 ADMIN_KEY_INVALID with a wrong or missing key; purges all, or one prefix, with the key', async () => {
     const s = await startStack({ env: { ADMIN_KEY: 'adm-1' } })
     const get = (p: string) => fetch(`${s.url}/api/v3${p}`).then((r) => r.headers.get('x-cache'))
-    const purge = (q: string, key?: string) =>
-      fetch(`${s.url}/_proxy/cache${q}`, { method: 'DELETE', headers: key ? { authorization: `Bearer ${key}` } : {} })
+    const purge = (q: string, key?: string) => fetch(`${s.url}/_proxy/cache${q}`, { method: 'DELETE', headers: key ? { authorization: `Bearer ${key}` } : {} })
     try {
       for (const p of ['/jobs/1', '/jobs?limit=2', '/jobs/1/notes', '/jobsite', '/customers/1']) await get(p)
       for (const key of [undefined, 'nope']) {

@@ -34,10 +34,14 @@ const LIST = '/api/v3/jobs?limit=50&page=1&includes[]=customer'
 /** Misses store identity at once and compress in the thread pool: wait until a gzip client gets gzip. */
 async function compressedHit(url: string): Promise<Raw> {
   let r!: Raw
-  await until(async () => {
-    r = await raw(url, GZ)
-    return r.headers['x-cache'] === 'HIT' && r.headers['content-encoding'] === 'gzip'
-  }, 5000, 5)
+  await until(
+    async () => {
+      r = await raw(url, GZ)
+      return r.headers['x-cache'] === 'HIT' && r.headers['content-encoding'] === 'gzip'
+    },
+    5000,
+    5,
+  )
   return r
 }
 
@@ -85,7 +89,10 @@ describe('compressed at rest, gzip to clients that accept it', () => {
     await raw(s.url + LIST)
     const gz = await compressedHit(s.url + LIST)
     const plain = await raw(s.url + LIST)
-    for (const [get, headers] of [[gz, GZ], [plain, {}]] as const) {
+    for (const [get, headers] of [
+      [gz, GZ],
+      [plain, {}],
+    ] as const) {
       const head = await raw(s.url + LIST, headers, 'HEAD')
       expect(head.status).toBe(200)
       expect(head.body.length).toBe(0)

@@ -8,8 +8,7 @@ describe('eviction after writes', () => {
     s = undefined
   })
   const get = (path: string) => fetch(`${s!.url}/api/v3${path}`).then((r) => r.headers.get('x-cache'))
-  const write = (method: string, path: string, body: object) =>
-    fetch(`${s!.url}/api/v3${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const write = (method: string, path: string, body: object) => fetch(`${s!.url}/api/v3${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   const warm = async (paths: string[]) => {
     for (const p of paths) await get(p)
     for (const p of paths) expect(await get(p), p).toBe('HIT')

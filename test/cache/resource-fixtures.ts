@@ -50,6 +50,8 @@ export async function proveJobs(s: Stack, ids: [number, number] = [1, 2]): Promi
   expect(v.cache.resource.verified['/jobs/{id}']?.matched).toBeGreaterThanOrEqual(2)
 }
 
-export async function status(s: Stack): Promise<{ cache: { resource: { stats: Record<string, number>; verified: Record<string, { checked: number; matched: number }>; disabled: Array<{ lever: string; route: string; reason: string }> } } }> {
+export async function status(s: Stack): Promise<{
+  cache: { resource: { stats: Record<string, number>; verified: Record<string, { checked: number; matched: number }>; disabled: Array<{ lever: string; route: string; reason: string }> } }
+}> {
   return (await (await fetch(`${s.url}/_proxy/status`)).json()) as never
 }

@@ -8,8 +8,7 @@ describe('stale-while-revalidate and stale-if-error', () => {
     await s?.close()
     s = undefined
   })
-  const start = (env: Record<string, string> = {}) =>
-    startStack({ env: { CACHE_TTL_SECONDS: '10', CACHE_STALE_SECONDS: '60', ...env }, now: () => clock.t })
+  const start = (env: Record<string, string> = {}) => startStack({ env: { CACHE_TTL_SECONDS: '10', CACHE_STALE_SECONDS: '60', ...env }, now: () => clock.t })
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${s!.url}/api/v3${path}`, { headers })
 
   it('after the TTL answers STALE at once and starts exactly one background refresh', async () => {

@@ -73,13 +73,7 @@ describe('verification of projections against real answers', () => {
 
   it('the rules syntax: <path>!<lever>, all, and a clear error for an unknown lever', () => {
     const r = parseCacheRules('/jobs/*!widening, /customers/**!all')
-    expect(r.off?.map((o) => `${o.pattern}!${o.lever}`)).toEqual([
-      '/jobs/*!widening',
-      '/customers/**!projection',
-      '/customers/**!covering',
-      '/customers/**!widening',
-      '/customers/**!write-refresh',
-    ])
+    expect(r.off?.map((o) => `${o.pattern}!${o.lever}`)).toEqual(['/jobs/*!widening', '/customers/**!projection', '/customers/**!covering', '/customers/**!widening', '/customers/**!write-refresh'])
     expect(() => parseCacheRules('/jobs/*!sometimes')).toThrow(/projection, covering, widening, write-refresh or all/)
   })
 })

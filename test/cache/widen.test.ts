@@ -4,8 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { sleep, startStack, type Stack } from '../helpers.js'
 import { expectTruth, get, proveJobs, status } from './resource-fixtures.js'
 
-const asked = (s: Stack, path: string) =>
-  s.sim.calls.filter((c) => c.path === path).map((c) => new URL(c.url, 'http://x').searchParams.getAll('includes[]').sort())
+const asked = (s: Stack, path: string) => s.sim.calls.filter((c) => c.path === path).map((c) => new URL(c.url, 'http://x').searchParams.getAll('includes[]').sort())
 
 describe('widening', () => {
   let s: Stack | undefined

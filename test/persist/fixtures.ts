@@ -42,7 +42,10 @@ export async function startChild(env: Record<string, string>): Promise<ProxyChil
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`the proxy exited: ${logs.join('\n')}`)
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false)
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) break
     if (i > 300) throw new Error('the proxy did not start')
     await sleep(30)

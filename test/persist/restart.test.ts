@@ -87,7 +87,10 @@ describe('a restart (real process, CACHE_DIR)', () => {
           const rs = await Promise.all([6, 7, 8, 9, 10].map((i) => get(p.url, `/jobs/${i}`)))
           expect(rs.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
           expect(tight.throttled).toBe(0)
-          const later = tight.calls.slice(5).map((c) => c.time).sort((a, b) => a - b)
+          const later = tight.calls
+            .slice(5)
+            .map((c) => c.time)
+            .sort((a, b) => a - b)
           expect(later.length).toBe(5)
           // the sliding window: the k-th new call no earlier than one window after the k-th old answer
           const old = [...firstAnswers].sort((a, b) => a - b)

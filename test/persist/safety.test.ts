@@ -61,17 +61,25 @@ describe('CACHE_DIR safety', () => {
 
   const damage: Array<[string, (file: string) => void, string]> = [
     ['garbage', (f) => writeFileSync(f, 'this is not a cache file at all, just text'), 'corrupt'],
-    ['a flipped byte in a record', (f) => {
-      const b = readFileSync(f)
-      b[b.length - 20] = b[b.length - 20]! ^ 0xff
-      writeFileSync(f, b)
-    }, 'corrupt'],
+    [
+      'a flipped byte in a record',
+      (f) => {
+        const b = readFileSync(f)
+        b[b.length - 20] = b[b.length - 20]! ^ 0xff
+        writeFileSync(f, b)
+      },
+      'corrupt',
+    ],
     ['cut short', (f) => truncateSync(f, statSync(f).size - 7), 'truncated'],
-    ['another format version', (f) => {
-      const b = readFileSync(f)
-      b.writeUInt32LE(99, 8)
-      writeFileSync(f, b)
-    }, 'foreign'],
+    [
+      'another format version',
+      (f) => {
+        const b = readFileSync(f)
+        b.writeUInt32LE(99, 8)
+        writeFileSync(f, b)
+      },
+      'foreign',
+    ],
   ]
   for (const [what, harm, reason] of damage) {
     it(`a cache file with ${what} is set aside (.${reason}) with a warning; the proxy starts empty and serves`, async () => {

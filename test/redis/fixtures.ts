@@ -25,7 +25,15 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
   child.stdout!.on('data', (d) => (out += String(d)))
   child.stderr!.on('data', (d) => (out += String(d)))
   const url = `http://127.0.0.1:${port}`
-  await until(async () => (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)), 15_000, 50)
+  await until(
+    async () =>
+      await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    15_000,
+    50,
+  )
   return {
     url,
     child,
@@ -39,5 +47,4 @@ export async function startReplica(env: Record<string, string>): Promise<Replica
   }
 }
 
-export const status = async (r: Replica) =>
-  (await (await fetch(`${r.url}/_proxy/status`)).json()) as { distributed: { redis: string; budget: string } | null; upstream: { budget_left: number } }
+export const status = async (r: Replica) => (await (await fetch(`${r.url}/_proxy/status`)).json()) as { distributed: { redis: string; budget: string } | null; upstream: { budget_left: number } }

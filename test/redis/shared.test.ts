@@ -56,7 +56,7 @@ describe.skipIf(!hasRedis)('two replicas, one Redis: one budget, one cache, one 
     expect(sim.count('/jobs/31')).toBe(1)
   })
 
-  it('a write through B evicts A\'s first tier and the Redis tier', async () => {
+  it("a write through B evicts A's first tier and the Redis tier", async () => {
     sim.reset()
     await fetch(`${a.url}/api/v3/jobs/32`)
     expect((await fetch(`${a.url}/api/v3/jobs/32`)).headers.get('x-cache')).toBe('HIT')

@@ -5,10 +5,7 @@ import { startStack, type Stack } from '../helpers.js'
 
 // Debian's chromium (.ci/run installs it); no browser download.
 const CHROMIUM = '/usr/bin/chromium'
-export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-]
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless Chromium', () => {
   let s: Stack

@@ -75,7 +75,13 @@ describe('default deployment (HOST=127.0.0.1, no client keys): browsers are refu
       const r = await send(s.port, {
         method,
         path,
-        headers: { host: `rebind.evil.example:${s.port}`, origin: `http://rebind.evil.example:${s.port}`, 'sec-fetch-site': 'same-origin', 'content-type': 'application/json', authorization: 'Bearer adm-1' },
+        headers: {
+          host: `rebind.evil.example:${s.port}`,
+          origin: `http://rebind.evil.example:${s.port}`,
+          'sec-fetch-site': 'same-origin',
+          'content-type': 'application/json',
+          authorization: 'Bearer adm-1',
+        },
         body: method === 'POST' ? '{"name":"x"}' : undefined,
       })
       expect(r.status, `${method} ${path}`).toBe(421)
@@ -122,7 +128,7 @@ describe('default deployment (HOST=127.0.0.1, no client keys): browsers are refu
     expect(s.sim.calls.length).toBe(before)
   })
 
-  it("upstream Access-Control-* headers never reach a client: cached answers, hits, and pass-through writes", async () => {
+  it('upstream Access-Control-* headers never reach a client: cached answers, hits, and pass-through writes', async () => {
     const cors = { 'access-control-allow-origin': '*', 'access-control-allow-credentials': 'true', 'access-control-expose-headers': 'x-secret' }
     s.sim.inject({ kind: 'headers', method: 'GET', path: '/jobs/5', headers: cors })
     s.sim.inject({ kind: 'headers', method: 'POST', path: '/jobs/5/notes', headers: cors })
@@ -145,7 +151,7 @@ describe('ALLOWED_HOSTS, PUBLIC_URL and a non-loopback HOST', () => {
   let s: Stack | undefined
   afterAll(() => s?.close())
 
-  it('loopback HOST + ALLOWED_HOSTS: the listed names (and *.suffix) and PUBLIC_URL\'s host are accepted, others 421', async () => {
+  it("loopback HOST + ALLOWED_HOSTS: the listed names (and *.suffix) and PUBLIC_URL's host are accepted, others 421", async () => {
     s = await startStack({ env: { ALLOWED_HOSTS: 'jp-proxy, *.svc.internal', PUBLIC_URL: 'https://jp.example.com/gw' } })
     const status = async (h: string) => (await send(s!.port, { path: '/api/v3/jobs/6', headers: { host: h } })).status
     expect(await status('jp-proxy:8080')).toBe(200)

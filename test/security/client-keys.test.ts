@@ -59,12 +59,18 @@ describe('the start-up warning', () => {
     const lines: string[] = []
     const { default: pino } = await import('pino')
     const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(l) })
-    for (const [host, warned] of [['0.0.0.0', true], ['127.0.0.1', false]] as const) {
+    for (const [host, warned] of [
+      ['0.0.0.0', true],
+      ['127.0.0.1', false],
+    ] as const) {
       lines.length = 0
       const loaded = loadConfig({ JOBPROGRESS_TOKEN: 't', HOST: host, CACHE_DIR: '' })
       const app = await buildApp({ ...loaded, logger })
       await app.close()
-      expect(lines.some((l) => l.includes('PROXY_API_KEYS is empty')), host).toBe(warned)
+      expect(
+        lines.some((l) => l.includes('PROXY_API_KEYS is empty')),
+        host,
+      ).toBe(warned)
     }
   })
 })

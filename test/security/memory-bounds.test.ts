@@ -45,7 +45,7 @@ describe('memory bounds', () => {
     s = await startStack({ env: { CACHE_MAX_BYTES: String(8 * 1024 * 1024) } })
     // the simulator sends half of 4 MB, then holds the rest until released
     const r = await Promise.race([fetch(`${s.url}/api/v3/_debug/big?bytes=4000000&hold=1`), sleep(10_000).then(() => undefined)])
-    expect(r, 'the answer\'s head came while the upstream was still holding its second half').toBeDefined()
+    expect(r, "the answer's head came while the upstream was still holding its second half").toBeDefined()
     expect(r!.status).toBe(200)
     expect(r!.headers.get('x-cache')).toBe('MISS')
     const first = await readAtLeast(r!, 1_500_000) // more than an entry may hold, before the rest exists

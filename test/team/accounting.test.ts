@@ -30,8 +30,7 @@ describe('who spends the budget: per-client upstream calls', () => {
     await s?.close()
     s = undefined
   })
-  const as = (key: string, path: string, init: RequestInit = {}) =>
-    fetch(`${s!.url}/api/v3${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), 'x-proxy-key': key } })
+  const as = (key: string, path: string, init: RequestInit = {}) => fetch(`${s!.url}/api/v3${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), 'x-proxy-key': key } })
   const status = async () => ((await (await fetch(`${s!.url}/_proxy/status`)).json()) as { clients: Record<string, ClientStatus> }).clients
   const metric = async (client: string) => {
     const text = await (await fetch(`${s!.url}/metrics`)).text()

@@ -36,7 +36,15 @@ describe('the audit of writes', () => {
     // the line is there as soon as the answer's headers are: no wait, no poll
     let audit = lines(file)
     expect(audit).toHaveLength(1)
-    expect(audit[0]).toEqual({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), client: 'office', method: 'PUT', path: '/api/v3/jobs/11', status: 200, ms: expect.any(Number), req: expect.any(String) })
+    expect(audit[0]).toEqual({
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      client: 'office',
+      method: 'PUT',
+      path: '/api/v3/jobs/11',
+      status: 200,
+      ms: expect.any(Number),
+      req: expect.any(String),
+    })
     await put.text()
 
     const post = await send('k-batch-SECRET', 'POST', '/jobs/12/notes', { note: 'BODY-SECRET' })

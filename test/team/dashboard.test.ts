@@ -5,10 +5,7 @@ import { startStack, type Stack } from '../helpers.js'
 
 // Debian's chromium, as in test/routes/dashboard.test.ts (importing that file would run its tests here too)
 const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-]
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 describe.skipIf(!existsSync(CHROMIUM))('the dashboard shows who spends the budget (headless Chromium)', () => {
   let s: Stack
@@ -38,8 +35,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard shows who spends the budge
     await page.waitForFunction(() => document.querySelectorAll('#top_clients tr[data-client]').length === 3)
     expect(await page.textContent('#top_routes')).toBe('none')
 
-    const get = (key: string, path: string, init: RequestInit = {}) =>
-      fetch(`${s.url}/api/v3${path}`, { ...init, headers: { 'x-proxy-key': key, ...(init.headers as Record<string, string>) } })
+    const get = (key: string, path: string, init: RequestInit = {}) => fetch(`${s.url}/api/v3${path}`, { ...init, headers: { 'x-proxy-key': key, ...(init.headers as Record<string, string>) } })
     for (const id of [1, 2, 3, 4]) await get('k-office', `/jobs/${id}`)
     for (const id of [1, 2, 3, 4]) await get('k-billing', `/jobs/${id}`) // hits: no upstream calls
     for (const id of [1, 2]) await get('k-batch', `/customers/${id}`)

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Throttle } from '../../src/upstream/throttle.js'
 import { startStack, until, type Stack } from '../helpers.js'
 
-describe('each client\'s share of the queue', () => {
+describe("each client's share of the queue", () => {
   let s: Stack | undefined
   let t: Throttle | undefined
   afterEach(async () => {
@@ -14,15 +14,17 @@ describe('each client\'s share of the queue', () => {
     t = undefined
   })
 
-  it('a newcomer is queued when one client filled the queue; the flooder\'s newest call makes room', async () => {
+  it("a newcomer is queued when one client filled the queue; the flooder's newest call makes room", async () => {
     t = new Throttle({ limit: 1, windowMs: 60_000, maxConcurrent: 1, queueMax: 6, queueTimeoutMs: 30_000 })
     await t.run({ client: 'a', cls: 'read' }, async () => ({ value: 0 })) // spends the only slot
     const outcome = new Map<string, string>()
     const run = (client: string, name: string) =>
-      t!.run({ client, cls: 'read' }, async () => ({ value: name })).then(
-        () => outcome.set(name, 'ran'),
-        (err: { code?: string }) => outcome.set(name, err.code ?? 'error'),
-      )
+      t!
+        .run({ client, cls: 'read' }, async () => ({ value: name }))
+        .then(
+          () => outcome.set(name, 'ran'),
+          (err: { code?: string }) => outcome.set(name, err.code ?? 'error'),
+        )
     const flood = Array.from({ length: 8 }, (_, i) => run('a', `a${i}`))
     await until(() => outcome.size >= 2)
     expect(t.depth).toBe(6)
@@ -51,7 +53,7 @@ describe('each client\'s share of the queue', () => {
     t = undefined
   })
 
-  it('through the proxy: 1 key floods, another key\'s first request is queued and answered', async () => {
+  it("through the proxy: 1 key floods, another key's first request is queued and answered", async () => {
     s = await startStack({
       env: { PROXY_API_KEYS: 'a:key-a,b:key-b', UPSTREAM_RATE_LIMIT: '2', UPSTREAM_RATE_WINDOW_MS: '400', QUEUE_MAX: '8', QUEUE_TIMEOUT_MS: '20000' },
       sim: { rateLimit: 100 },

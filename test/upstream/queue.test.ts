@@ -42,7 +42,7 @@ describe('fairness and priority', () => {
     s = undefined
   })
 
-  it('a single call from client B is not stuck behind client A\'s flood', async () => {
+  it("a single call from client B is not stuck behind client A's flood", async () => {
     s = await startStack({
       env: { PROXY_API_KEYS: 'a:key-a,b:key-b', UPSTREAM_RATE_LIMIT: '2', UPSTREAM_RATE_WINDOW_MS: '300', QUEUE_TIMEOUT_MS: '20000' },
       sim: { rateLimit: 100 },

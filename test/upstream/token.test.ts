@@ -6,8 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { createSimulator } from '../../simulator/app.js'
 import { startStack, until } from '../helpers.js'
 
-const jwt = (exp: number) =>
-  `eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: 't', exp })).toString('base64url')}.c2lnbmF0dXJl`
+const jwt = (exp: number) => `eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: 't', exp })).toString('base64url')}.c2lnbmF0dXJl`
 
 describe("the token's life", () => {
   it('JOBPROGRESS_TOKEN_FILE is re-read on SIGHUP without dropping a request in flight', async () => {

@@ -3,7 +3,6 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { DEMO_TOKEN, freePort, startStack, type Stack } from '../helpers.js'
 
-
 describe('upstream failures become the SPEC errors', () => {
   let s: Stack | undefined
   afterEach(async () => {
