@@ -1,7 +1,7 @@
 // /_proxy/: status JSON, the dashboard, and the admin actions (purge).
 import type { FastifyInstance } from 'fastify'
 import type { AdminAuth } from '../auth.js'
-import type { HttpCache } from '../cache/http-cache.js'
+import type { CacheStats, HttpCache } from '../cache/http-cache.js'
 import type { Config } from '../config.js'
 import { BadRequest } from '../errors.js'
 import { API_PREFIX } from '../safety.js'
@@ -19,16 +19,11 @@ export interface Status {
   /** distributed mode: whether Redis is up and which budget is in use; null without REDIS_URL */
   distributed: { redis: 'up' | 'down'; budget: 'shared' | 'local' } | null
   token: { expires_at: string | null; expires_in_days: number | null }
-  cache: {
+  /** the cache's counters (CacheStats) and its size */
+  cache: CacheStats & {
     entries: number
     bytes: number
     max_bytes: number
-    hits: number
-    misses: number
-    stale: number
-    bypass: number
-    evicted: number
-    refreshes: number
     inflight: number
     /** resource-aware levers: what they served, routes verified, levers turned off */
     resource: ReturnType<HttpCache['resources']['status']>
