@@ -33,6 +33,16 @@ export async function fetchFill(c: FillContext, job: FetchJob): Promise<Fetched>
         c.resources.realStored(e, k)
         return { status: e.status, headers: { ...e.headers }, body: identityBody(e), entry: e }
       }
+    } else if (job.cls === 'background') {
+      // a refresh that got the lock just after another replica's fill released it (replicas
+      // restarting together, a stale entry seen by both): that replica's fresh entry is the answer
+      const e = await shared.get(k.key)
+      if (e && c.o.now() - e.storedAt < e.ttlMs && !fill?.invalidated) {
+        await shared.filled(k.key)
+        c.store.set(e)
+        c.resources.realStored(e, k)
+        return { status: e.status, headers: { ...e.headers }, body: identityBody(e), entry: e }
+      }
     }
   }
   let f: Fetched
