@@ -3,6 +3,7 @@
 // that moment (rendered in-process, not counted as a call). Only fields a write changed may differ,
 // and only within the TTL after that write (a read that raced the write).
 import type { Simulator } from '../simulator/app.js'
+import { prng } from '../simulator/data.js'
 import { percentile, startProxyProcess, startSim } from './lib.js'
 
 /** Time scale: 60 calls per 3 s and a 3 s TTL stand for 60 per minute and a 60 s TTL. */
@@ -47,17 +48,6 @@ export interface ResourceRun {
   raced: number
   examples: string[]
   status: { stats: Record<string, number>; disabled: unknown[] }
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function zipf(n: number, s: number, rnd: () => number): () => number {

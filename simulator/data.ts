@@ -2,7 +2,7 @@
 
 export type Row = Record<string, unknown>
 
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

@@ -6,6 +6,7 @@
 import client from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
+import { QueueFull, QueueTimeout, ShuttingDown } from './errors.js'
 import type { Metrics } from './metrics.js'
 import { ANONYMOUS } from './upstream/accounting.js'
 import type { Upstream } from './upstream/client.js'
@@ -112,7 +113,8 @@ interface RequestCounts {
   rejected: number
 }
 
-const REJECTIONS = new Set(['QUEUE_FULL', 'QUEUE_TIMEOUT', 'SHUTTING_DOWN'])
+/** the 503s a client is counted for */
+const rejected = (err: unknown) => err instanceof QueueFull || err instanceof QueueTimeout || err instanceof ShuttingDown
 
 export class ClientAccounting {
   readonly usage: UsageLog
@@ -183,7 +185,7 @@ export function registerClients(app: FastifyInstance, o: { config: Readonly<Conf
   }
 
   app.addHook('onError', (request, _reply, error, done) => {
-    if (request.account && REJECTIONS.has((error as { code?: string }).code ?? '')) {
+    if (request.account && rejected(error)) {
       const c = accounting.counts(request.account)
       if (c) c.rejected++
     }

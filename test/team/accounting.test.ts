@@ -1,19 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { routeOf } from '../../src/clients.js'
+import { routeOf, type ClientStatus } from '../../src/clients.js'
 import { startStack, until, type Stack } from '../helpers.js'
 
-interface ClientStatus {
-  requests: number
-  hits: number
-  stale: number
-  upstream_calls: number
-  queue_waits: number
-  queue_wait_ms: number
-  rejected_503: number
-  share_percent: number | null
-  window_cap: number | null
-  window_calls: number
-}
 interface Usage {
   span_minutes: number
   top_clients: Array<{ client: string; upstream_calls: number }>
