@@ -4,7 +4,7 @@
 // for an answer a client has seen; reopened on SIGHUP for log rotation), else to the main log with
 // "audit":true.
 import { closeSync, openSync, writeSync } from 'node:fs'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, onSendHookHandler } from 'fastify'
 import { API_PREFIX } from './safety.js'
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -83,27 +83,32 @@ declare module 'fastify' {
 export function registerAudit(app: FastifyInstance, file: string | undefined): AuditLog {
   const audit = new AuditLog(file, app.log)
   app.decorate('audit', audit)
-  // onSend: the line is written before the answer's first byte
-  app.addHook('onSend', (request, reply, payload, done) => {
-    if (WRITES.has(request.method)) {
-      const path = request.url.split('?', 1)[0]!
-      if (path === API_PREFIX || path.startsWith(API_PREFIX + '/')) {
-        audit.write({
-          time: new Date().toISOString(),
-          client: request.account || null,
-          method: request.method,
-          path: path.slice(0, 1000),
-          status: reply.statusCode,
-          ms: Math.round(reply.elapsedTime * 10) / 10,
-          req: String(request.id),
-        })
-      }
-    }
-    done(null, payload)
-  })
   app.addHook('onClose', (_app, done) => {
     audit.close()
     done()
   })
   return audit
+}
+
+/**
+ * The onSend hook of the /api/v3 pass-through scope (every write method is routed there, refusals by
+ * the guards included): the line is written before the answer's first byte. Not a global hook, so
+ * cache hits do not run it.
+ */
+export function auditWrites(audit: AuditLog): onSendHookHandler {
+  return (request, reply, payload, done) => {
+    const path = request.url.split('?', 1)[0]!
+    if (WRITES.has(request.method) && (path === API_PREFIX || path.startsWith(API_PREFIX + '/'))) {
+      audit.write({
+        time: new Date().toISOString(),
+        client: request.account || null,
+        method: request.method,
+        path: path.slice(0, 1000),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        req: String(request.id),
+      })
+    }
+    done(null, payload)
+  }
 }

@@ -3,6 +3,7 @@
 import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientAuth } from '../auth.js'
+import { auditWrites } from '../audit.js'
 import { BodyBudget, HELD_BODIES } from '../body-budget.js'
 import type { Readable } from 'node:stream'
 import type { CacheRequest, Served } from '../cache/http-cache.js'
@@ -129,6 +130,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
   // BODY_LIMIT_BYTES, 413 past it) so a call resent after a 429 sends the same bytes.
   await app.register(async (scope) => {
     scope.addHook('onRequest', guard) // before the body is read: no upload from an unknown client
+    scope.addHook('onSend', auditWrites(app.audit))
     // reply-from's rewriteRequestHeaders gets the request only; the signal needs the reply
     scope.addHook('onRequest', (request, reply, done) => {
       replies.set(request, reply)
