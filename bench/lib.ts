@@ -38,7 +38,18 @@ export interface Child {
   pid: number
   /** the process's RSS in MiB, from /proc */
   rssMiB(): number
+  /** CPU time the process has used (user + system), ms, from /proc */
+  cpuMs(): number
   close(): Promise<void>
+}
+
+const TICKS_PER_SECOND = 100 // USER_HZ on Linux
+
+function cpuMsOf(pid: number): number {
+  // fields after the command name (which may hold spaces): utime and stime are the 12th and 13th
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_SECOND
 }
 
 function childProcess(cmd: string, args: string[], env: Record<string, string>, urlPattern: RegExp): Promise<Child> {
@@ -57,6 +68,7 @@ function childProcess(cmd: string, args: string[], env: Record<string, string>, 
         url: m[1]!,
         pid: child.pid!,
         rssMiB: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024,
+        cpuMs: () => cpuMsOf(child.pid!),
         close: () =>
           new Promise<void>((r) => {
             child.once('exit', () => r())
@@ -135,6 +147,8 @@ export function startBareProcess(body: Buffer, headers: Record<string, string>):
 
 export interface Load {
   rps: number
+  /** requests answered in the run */
+  total: number
   /** response body bytes per second */
   bytes: number
   p50: number
@@ -151,7 +165,7 @@ export async function load(url: string, seconds: number, connections = 50, heade
   child.stdout.on('data', (d) => (out += String(d)))
   await new Promise((r) => child.once('exit', r))
   const r = JSON.parse(out) as autocannon.Result
-  return { rps: r.requests.average, bytes: r.throughput.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx }
+  return { rps: r.requests.average, total: r.requests.total, bytes: r.throughput.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx }
 }
 
 export function percentile(xs: number[], p: number): number {

@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import type { Agent } from 'undici'
+import { Answers, registerAnswers, requestIds } from './answers.js'
 import { registerAudit } from './audit.js'
 import { AdminAuth, ClientAuth } from './auth.js'
 import { HttpCache } from './cache/http-cache.js'
@@ -20,6 +21,7 @@ import { registerRequestLog } from './plugins/request-log.js'
 import { Distributed } from './redis/distributed.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerBrowserGuard } from './routes/browser-guard.js'
+import { serverWithFront, type FrontHandler } from './routes/fast-hits.js'
 import { registerOpsRoutes } from './routes/ops.js'
 import { registerProxyRoutes } from './routes/proxy-admin.js'
 import { registerServerTiming } from './server-timing.js'
@@ -39,6 +41,8 @@ export interface AppOptions {
   timeouts?: Partial<ClientTimeouts>
   /** the dashboard history's sampling interval (5 s; tests shorten it) */
   historyIntervalMs?: number
+  /** answer cache hits in front of Fastify's router (routes/fast-hits.ts); tests compare both ways */
+  fastHits?: boolean
 }
 
 /** While Redis is down, each replica spends at most this share of the budget on its own. */
@@ -48,7 +52,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const { config } = o
   const now = o.now ?? Date.now
   const timeouts = { ...CLIENT_TIMEOUTS, ...o.timeouts }
+  const nextRequestId = requestIds()
+  let front: FrontHandler | undefined // set once the routes exist
   const app = Fastify({
+    serverFactory: serverWithFront(() => front),
+    genReqId: nextRequestId,
     ...(o.logger ? { loggerInstance: o.logger } : { logger: loggerOptions(config.logLevel) }),
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger,
@@ -129,19 +137,23 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     app.log.warn({ host: config.host }, 'PROXY_API_KEYS is empty and HOST is not a loopback address: anyone who can reach this port can spend the token')
   }
 
-  registerRequestLog(app, { metrics, clientAuth, state })
+  // what every answer leaves behind: counters, the request log line, per-client counts
+  const answers = new Answers()
+  registerAnswers(app, answers)
+  registerRequestLog(answers, { metrics, clientAuth, state })
   registerErrorHandlers(app, { bodyLimitBytes: config.bodyLimitBytes })
 
   // Host allow-list and cross-site refusal, first on every route but the probes
-  registerBrowserGuard(app, config)
+  const policy = registerBrowserGuard(app, config)
   // team features: Server-Timing on every answer, the audit of writes, who spends the budget
   registerServerTiming(app)
   registerAudit(app, config.auditLog)
-  registerClients(app, { config, metrics, upstream })
+  registerClients(app, { config, metrics, upstream, answers })
   registerOpsRoutes(app, { state, metrics, redis: distributed && { ready: () => distributed.up() } })
   const history = registerHistory(app, { state, intervalMs: o.historyIntervalMs ?? 5_000 })
   registerProxyRoutes(app, { config, adminAuth, history })
-  await registerApiRoutes(app, { config, clientAuth, metrics })
+  const fast = await registerApiRoutes(app, { config, clientAuth, metrics, policy, answers, nextRequestId })
+  if (o.fastHits !== false) front = fast
 
   registerLifecycle(app, { state, shutdownDelayMs: config.shutdownDelayMs })
   return app

@@ -2,12 +2,13 @@
 // Keys are compared in constant time, as SHA-256 digests so that lengths leak nothing either.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { ClientKey, Secret } from './config.js'
 import { AdminDisabled, AdminKeyInvalid, ProxyKeyInvalid, ProxyKeyRequired } from './errors.js'
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
 
-function bearer(req: FastifyRequest): string | undefined {
+function bearer(req: { headers: IncomingHttpHeaders }): string | undefined {
   const h = req.headers.authorization
   if (!h) return undefined
   const m = /^Bearer\s+(\S+)\s*$/i.exec(h)
@@ -25,8 +26,11 @@ export class ClientAuth {
     return this.#keys.length > 0
   }
 
-  /** The client's name: its key's name, or its address when client keys are off. Throws 401s. */
-  identify(req: FastifyRequest): string {
+  /**
+   * The client's name: its key's name, or its address when client keys are off. Throws 401s.
+   * `req` is Fastify's request (ip: the socket's address, no trustProxy) or Node's with the same.
+   */
+  identify(req: { readonly headers: IncomingHttpHeaders; readonly ip: string }): string {
     if (!this.enabled) return req.ip
     const header = req.headers['x-proxy-key']
     const presented = (Array.isArray(header) ? header[0] : header) ?? bearer(req)

@@ -5,6 +5,7 @@
 // client whose request caused it: its misses and writes, and the refreshes its requests started.
 import client from 'prom-client'
 import type { FastifyInstance } from 'fastify'
+import type { Answers } from './answers.js'
 import type { Config } from './config.js'
 import { QueueFull, QueueTimeout, ShuttingDown } from './errors.js'
 import type { Metrics } from './metrics.js'
@@ -158,7 +159,7 @@ export class ClientAccounting {
   }
 }
 
-export function registerClients(app: FastifyInstance, o: { config: Readonly<Config>; metrics: Metrics; upstream: Upstream; now?: () => number }): ClientAccounting {
+export function registerClients(app: FastifyInstance, o: { config: Readonly<Config>; metrics: Metrics; upstream: Upstream; answers: Answers; now?: () => number }): ClientAccounting {
   const names = o.config.clientKeys.length ? o.config.clientKeys.map((k) => k.name) : [ANONYMOUS]
   const accounting = new ClientAccounting(names, o.upstream, o.now)
   app.decorate('clients', accounting)
@@ -191,16 +192,14 @@ export function registerClients(app: FastifyInstance, o: { config: Readonly<Conf
     }
     done()
   })
-  app.addHook('onResponse', (request, _reply, done) => {
-    if (request.account) {
-      const c = accounting.counts(request.account)
-      if (c) {
-        c.requests++
-        if (request.cacheResult === 'HIT') c.hits++
-        else if (request.cacheResult === 'STALE') c.stale++
-      }
+  o.answers.on((a) => {
+    if (!a.account) return
+    const c = accounting.counts(a.account)
+    if (c) {
+      c.requests++
+      if (a.cacheResult === 'HIT') c.hits++
+      else if (a.cacheResult === 'STALE') c.stale++
     }
-    done()
   })
 
   app.get('/_proxy/usage', async () => {

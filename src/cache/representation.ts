@@ -5,7 +5,6 @@
 // Pagination links are rewritten onto the client's base at the moment of answering (links.ts). An entry
 // without links (most) is sent as stored. One with links that need rewriting gets its rewritten bytes
 // gzipped once per base, kept in a small LRU bounded by bytes (the entry itself keeps JobProgress's).
-import type { FastifyReply } from 'fastify'
 import type { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
@@ -24,17 +23,16 @@ export interface Links {
 export interface Representation {
   gzip: boolean
   etag: string | undefined
+  /** the Vary header: the entry's, with Accept-Encoding */
+  vary: string
 }
 
-/** Sets Content-Encoding and Vary on the reply; which representation, and its ETag. */
-export function represent(s: Served, acceptEncoding: string | undefined, reply: FastifyReply): Representation {
-  const vary = s.headers.vary
-  reply.header('vary', vary === undefined ? 'Accept-Encoding' : withAcceptEncoding(vary))
-  if (s.encoding === 'gzip' && acceptsGzip(acceptEncoding)) {
-    reply.header('content-encoding', 'gzip')
-    return { gzip: true, etag: s.etag && gzipEtag(s.etag) }
-  }
-  return { gzip: false, etag: s.etag }
+/** Which representation a client gets, its ETag and its Vary header (Content-Encoding: gzip when `gzip`). */
+export function represent(s: Served, acceptEncoding: string | undefined): Representation {
+  const v = s.headers.vary
+  const vary = v === undefined ? 'Accept-Encoding' : withAcceptEncoding(v)
+  if (s.encoding === 'gzip' && acceptsGzip(acceptEncoding)) return { gzip: true, etag: s.etag && gzipEtag(s.etag), vary }
+  return { gzip: false, etag: s.etag, vary }
 }
 
 // entries known to have no "links" in their identity bytes (nothing to rewrite: stored bytes as they are)

@@ -2,13 +2,13 @@
 // Both end in Upstream.call (the pass-through via the reply-from dispatcher adapter).
 import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Answers } from '../answers.js'
 import type { ClientAuth } from '../auth.js'
 import { auditWrites } from '../audit.js'
 import { BodyBudget, HELD_BODIES } from '../body-budget.js'
 import type { Readable } from 'node:stream'
 import type { CacheRequest, Served } from '../cache/http-cache.js'
 import { settleWrite } from '../cache/write-refresh.js'
-import { bodyOf, represent } from '../cache/representation.js'
 import { cellOf } from '../counter-cells.js'
 import type { Config } from '../config.js'
 import { BadRequest, ShuttingDown, withRetryAfter } from '../errors.js'
@@ -17,6 +17,9 @@ import { API_PREFIX, checkApiUrl, type SplitUrl } from '../safety.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
 import { BufferedBody, kCall, replyFromDispatcher, type CallMeta } from '../upstream/dispatcher.js'
 import { ANONYMOUS, newTiming } from '../upstream/accounting.js'
+import type { HostPolicy } from './browser-guard.js'
+import { cachedAnswer } from './cached-answer.js'
+import { fastHits, type FrontHandler } from './fast-hits.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,24 +39,18 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal
 }
 
-const HOST_HEADER = /^[a-z0-9._~-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/i
-
-/** The URL the client used, without /api/v3: its scheme and (allowed) Host, else the address it reached. */
-function clientBase(request: FastifyRequest): string {
-  const host = request.headers.host
-  if (host && HOST_HEADER.test(host)) return `${request.protocol}://${host}`
-  const socket = request.raw.socket
-  const address = socket.localAddress ?? '127.0.0.1'
-  return `${request.protocol}://${address.includes(':') ? `[${address}]` : address}:${socket.localPort}`
+export interface ApiOptions {
+  config: Readonly<Config>
+  clientAuth: ClientAuth
+  metrics: Metrics
+  /** for the hit path in front of the router */
+  policy: HostPolicy
+  answers: Answers
+  nextRequestId: () => string
 }
 
-function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
-  if (!ifNoneMatch) return false
-  if (ifNoneMatch.trim() === '*') return true
-  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)
-}
-
-export async function registerApiRoutes(app: FastifyInstance, o: { config: Readonly<Config>; clientAuth: ClientAuth; metrics: Metrics }): Promise<void> {
+/** Registers the routes; returns the hit path to run in front of Fastify's router (fast-hits.ts). */
+export async function registerApiRoutes(app: FastifyInstance, o: ApiOptions): Promise<FrontHandler> {
   const { cache, upstream } = app
   const upstreamPath = o.config.apiUrl.pathname.replace(/\/+$/, '')
 
@@ -77,7 +74,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
     }
   }
 
-  const byResult = new Map(['HIT', 'MISS', 'STALE', 'BYPASS'].map((r) => [r, cellOf(o.metrics.cacheRequests, { result: r.toLowerCase() })]))
+  const byResult = new Map((['HIT', 'MISS', 'STALE', 'BYPASS'] as const).map((r) => [r, cellOf(o.metrics.cacheRequests, { result: r.toLowerCase() })]))
 
   // Synchronous when the store has the answer: no promise on the hit path.
   const cached = (request: FastifyRequest, reply: FastifyReply) => {
@@ -102,21 +99,8 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
   function send(request: FastifyRequest, reply: FastifyReply, s: Served) {
     request.cacheResult = s.result
     byResult.get(s.result)!.inc()
-    reply.headers(s.headers)
-    reply.header('x-cache', s.result)
-    reply.header('cache-status', s.cacheStatus)
-    if (s.age !== undefined) reply.header('age', String(s.age))
-    const r = represent(s, request.headers['accept-encoding'], reply)
-    if (r.etag) {
-      reply.header('etag', r.etag)
-      if (s.status === 200 && etagMatches(request.headers['if-none-match'], r.etag)) {
-        reply.removeHeader('content-type')
-        return reply.code(304).send()
-      }
-    }
-    // pagination links onto PUBLIC_URL or the client's own URL, now: the entry keeps JobProgress's
-    // (an answer too large for an entry streams through as it is)
-    return reply.code(s.status).send(bodyOf(s, r, { base: o.config.publicUrl ?? (() => clientBase(request)), upstreamPath }))
+    const a = cachedAnswer(s, request.raw, o.config.publicUrl, upstreamPath)
+    return reply.headers(a.headers).code(a.status).send(a.body)
   }
 
   app.decorateRequest('api', null as unknown as SplitUrl)
@@ -194,5 +178,18 @@ export async function registerApiRoutes(app: FastifyInstance, o: { config: Reado
         },
       },
     })
+  })
+
+  return fastHits({
+    state: app.proxyState,
+    policy: o.policy,
+    clientAuth: o.clientAuth,
+    cache,
+    answers: o.answers,
+    byResult,
+    publicUrl: o.config.publicUrl,
+    upstreamPath,
+    log: app.log,
+    nextRequestId: o.nextRequestId,
   })
 }

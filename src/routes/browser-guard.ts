@@ -11,6 +11,7 @@
 // orchestrator calls them with whatever Host it likes), so nothing of a refused request is read,
 // cached or sent upstream.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Config } from '../config.js'
 import { CrossSiteRefused, HostNotAllowed } from '../errors.js'
 
@@ -111,8 +112,15 @@ function pathOf(url: string): string {
 
 const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
+/** What the guard reads of a request: Fastify's request, or Node's (the hit path in front of the router). */
+export interface GuardedRequest {
+  readonly method?: string
+  readonly url?: string
+  readonly headers: IncomingHttpHeaders
+}
+
 /** Throws HOST_NOT_ALLOWED or CROSS_SITE_REFUSED for a request this proxy must not serve. */
-export function checkBrowserRequest(policy: HostPolicy, request: FastifyRequest): void {
+export function checkBrowserRequest(policy: HostPolicy, request: GuardedRequest): void {
   const headers = request.headers
   const host = headers.host
   if (host !== undefined && !policy.hostAllowed(host)) {
@@ -125,7 +133,7 @@ export function checkBrowserRequest(policy: HostPolicy, request: FastifyRequest)
   const origin = first(headers.origin)
   if (site !== 'cross-site' && (origin === undefined || policy.originAllowed(origin, host))) return
   // a link to the dashboard page from elsewhere may open it (it holds no data; its own calls are same-origin)
-  if (request.method === 'GET' && headers['sec-fetch-mode'] === 'navigate' && DASHBOARD_PAGES.has(pathOf(request.url))) return
+  if (request.method === 'GET' && headers['sec-fetch-mode'] === 'navigate' && DASHBOARD_PAGES.has(pathOf(request.url ?? ''))) return
   throw new CrossSiteRefused(
     site === 'cross-site'
       ? 'Requests from pages of another site are refused (Sec-Fetch-Site: cross-site)'

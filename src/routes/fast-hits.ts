@@ -1,0 +1,132 @@
+// Cache hits answered in front of Fastify's router. A bare Fastify route costs a router lookup, a
+// Request and a Reply, hook runners and the reply's send pipeline; with the proxy's hooks on top a hit
+// reached 0.72 of one (issue 14). Here a GET to /api/v3 that the cache holds is answered by Node's
+// server with the same checks (shutdown, the browser guard, path safety, the client key), the same
+// answer (cached-answer.ts), Server-Timing, and the same counters and log line (answers.ts) as the
+// route in api.ts.
+//
+// Anything else goes on to Fastify exactly as it came: HEAD, a request with a body, a refused request
+// (Fastify refuses it again, with its status and envelope), a miss, shutdown. Nothing is written before
+// the whole answer is known, so going on to Fastify is always safe.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { Readable } from 'node:stream'
+import type { FastifyBaseLogger, FastifyServerFactory } from 'fastify'
+import type { Answers } from '../answers.js'
+import type { ClientAuth } from '../auth.js'
+import type { CacheResult, HttpCache, Served } from '../cache/http-cache.js'
+import type { Cell } from '../counter-cells.js'
+import { lazyChildLogger } from '../lazy-logger.js'
+import { API_PREFIX, checkApiUrl, type SplitUrl } from '../safety.js'
+import { serverTimingValue } from '../server-timing.js'
+import type { ProxyState } from '../state.js'
+import { ANONYMOUS } from '../upstream/accounting.js'
+import { checkBrowserRequest, type HostPolicy } from './browser-guard.js'
+import { cachedAnswer } from './cached-answer.js'
+
+/** Answers the request and returns true, or returns false having written nothing. */
+export type FrontHandler = (req: IncomingMessage, res: ServerResponse) => boolean
+
+/**
+ * Fastify's serverFactory option: the HTTP server Fastify would make (fastify/lib/server.js), with
+ * `front()` asked first. `front` is late-bound: the cache exists only after Fastify does.
+ */
+export function serverWithFront(front: () => FrontHandler | undefined): FastifyServerFactory {
+  return (handler, opts) => {
+    const o = opts as { http?: object; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number }
+    const server: Server = createServer(o.http ?? {}, (req, res) => {
+      const f = front()
+      if (f === undefined || !f(req, res)) handler(req, res)
+    })
+    // (a FrontHandler never throws: it answers, or returns false having written nothing)
+    server.keepAliveTimeout = o.keepAliveTimeout
+    server.requestTimeout = o.requestTimeout
+    server.setTimeout(o.connectionTimeout)
+    return server
+  }
+}
+
+export interface FastHitsOptions {
+  state: ProxyState
+  policy: HostPolicy
+  clientAuth: ClientAuth
+  cache: HttpCache
+  answers: Answers
+  /** jobprogress_proxy_cache_requests_total by result, shared with the route */
+  byResult: ReadonlyMap<CacheResult, Cell>
+  publicUrl: string | undefined
+  /** the upstream's base path (/api/v3) */
+  upstreamPath: string
+  log: FastifyBaseLogger
+  nextRequestId: () => string
+}
+
+function infoEnabled(log: FastifyBaseLogger): boolean {
+  const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
+  return l.isLevelEnabled === undefined || l.isLevelEnabled('info')
+}
+
+/** An AbortSignal that fires when the client goes away before its answer is written. */
+function closeSignal(res: ServerResponse): AbortSignal {
+  const controller = new AbortController()
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort()
+  })
+  return controller.signal
+}
+
+export function fastHits(o: FastHitsOptions): FrontHandler {
+  return (req, res) => {
+    const url = req.url
+    if (req.method !== 'GET' || url === undefined || !url.startsWith(API_PREFIX) || o.state.closing) return false
+    const h = req.headers
+    if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false
+    const start = performance.now()
+    let api: SplitUrl
+    let clientName: string
+    let account: string
+    let served: Served | undefined
+    try {
+      checkBrowserRequest(o.policy, req)
+      api = checkApiUrl(url)
+      clientName = o.clientAuth.identify({ headers: h, ip: (req.socket as Socket).remoteAddress ?? '' })
+      account = o.clientAuth.enabled ? clientName : ANONYMOUS
+      const cacheControl = h['cache-control']
+      served = o.cache.lookup({ rawPath: api.rawPath, rawQuery: api.rawQuery, cacheControl, client: clientName, account, signal: () => closeSignal(res) })
+    } catch {
+      return false // refused (a 4xx of the guard, the path or key check, a malformed query): Fastify answers it
+    }
+    if (served === undefined) return false // a call is needed: Fastify's route makes it
+    try {
+      const a = cachedAnswer(served, req, o.publicUrl, o.upstreamPath)
+      o.byResult.get(served.result)!.inc()
+      a.headers['server-timing'] = serverTimingValue(served.result, undefined, performance.now() - start)
+      if (Buffer.isBuffer(a.body)) {
+        a.headers['content-length'] = String(a.body.length)
+        res.writeHead(a.status, a.headers).end(a.body)
+      } else if (a.body instanceof Readable) {
+        res.writeHead(a.status, a.headers)
+        a.body.pipe(res)
+      } else res.writeHead(a.status, a.headers).end()
+      o.answers.emit({
+        method: 'GET',
+        url,
+        status: a.status,
+        api,
+        cacheResult: served.result,
+        clientName,
+        account,
+        elapsedMs: performance.now() - start,
+        // a request's own logger (its reqId) only when a request line will be written
+        log: infoEnabled(o.log) ? lazyChildLogger(o.log, { reqId: o.nextRequestId() }, {}) : o.log,
+      })
+      return true
+    } catch (err) {
+      // a bug in composing the answer: Fastify's route tries again and answers 500 in the envelope
+      o.log.error({ err }, 'answering a cache hit failed')
+      if (!res.headersSent) return false
+      res.destroy()
+      return true
+    }
+  }
+}
