@@ -52,8 +52,7 @@ export class AuditLog {
   write(e: AuditEntry): void {
     this.lines++
     if (this.#fd === undefined) {
-      const { time: _time, ...rest } = e // pino has its own time
-      this.#log.info({ audit: true, ...rest }, 'audit')
+      this.#toMainLog(e)
       return
     }
     try {
@@ -63,9 +62,14 @@ export class AuditLog {
       // never fatal: the line goes to the main log instead, with the reason once
       if (!this.#failing) this.#log.error({ code: (err as NodeJS.ErrnoException).code }, 'AUDIT_LOG: write failed; audit lines go to the main log')
       this.#failing = true
-      const { time: _time, ...rest } = e
-      this.#log.info({ audit: true, ...rest }, 'audit')
+      this.#toMainLog(e)
     }
+  }
+
+  /** pino has its own time; the request id is `reqId`, as on the request's other lines (a `req` field is pino's request serializer's) */
+  #toMainLog(e: AuditEntry): void {
+    const { time: _time, req, ...rest } = e
+    this.#log.info({ audit: true, ...rest, reqId: req }, 'audit')
   }
 
   close(): void {

@@ -75,6 +75,9 @@ describe('the audit of writes', () => {
     const audit = s.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.audit === true)
     expect(audit).toHaveLength(1)
     expect(audit[0]).toMatchObject({ audit: true, client: 'anonymous', method: 'PUT', path: '/api/v3/jobs/21', status: 200, msg: 'audit' })
+    // the request id as on the request's other lines (pino's req serializer would swallow a `req` field)
+    expect(audit[0]!.reqId).toMatch(/^req-[0-9a-z]+$/)
+    expect(audit[0]).not.toHaveProperty('req')
     expect(JSON.stringify(audit[0])).not.toMatch(/SECRET/)
   })
 
