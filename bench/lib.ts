@@ -119,11 +119,11 @@ export function startFlags(): string[] {
 }
 
 /** The proxy as users run it: node dist/server.js with the start script's flags (run `npm run build` first), logging at warn. */
-export async function startProxyProcess(simUrl: string, env: Record<string, string> = {}): Promise<Child> {
+export async function startProxyProcess(simUrl: string, env: Record<string, string> = {}, flags: string[] = startFlags()): Promise<Child> {
   const port = await freePort()
   const child = await childProcess(
     process.execPath,
-    [...startFlags(), '-e', `console.log('http://127.0.0.1:${port}'); import('./dist/server.js').then((m) => m.main())`],
+    [...flags, '-e', `console.log('http://127.0.0.1:${port}'); import('./dist/server.js').then((m) => m.main())`],
     { JOBPROGRESS_TOKEN: DEMO_TOKEN, JOBPROGRESS_API_URL: simUrl, PORT: String(port), LOG_LEVEL: 'warn', CACHE_DIR: '', ...env },
     /(http:\/\/[\d.:]+)/,
   )

@@ -37,8 +37,11 @@ export class Resources {
   readonly writes = new WriteRefresh()
   readonly #store: CacheStore
   readonly #now: () => number
-  /** base (key without includes) -> keys of entries projections can be made from, with their includes */
-  readonly #sources = new Map<string, Map<string, readonly string[]>>()
+  /**
+   * base (key without includes) -> keys of entries projections can be made from, with their includes.
+   * A short array, not a Map: most bases have one or two keys, and a Map costs ~240 bytes of heap.
+   */
+  readonly #sources = new Map<string, Array<[key: string, includes: readonly string[]]>>()
   /** projections: the includes of the entry they were made from */
   /** route -> keys of projections stored, to drop them if the route's projection is turned off */
   readonly #derivedKeys = new Map<string, Set<string>>()
@@ -91,11 +94,12 @@ export class Resources {
     if (!sources || !understood(k) || !this.on('projection', k.path)) return undefined
     const now = this.#now()
     let best: Entry | undefined
-    for (const [key, inc] of sources) {
+    for (let i = sources.length - 1; i >= 0; i--) {
+      const [key, inc] = sources[i]!
       if (key === k.key || !covers(inc, k.includes)) continue
       const e = this.#store.get(key)
       if (!e || e.includes.join() !== inc.join()) {
-        if (!e) sources.delete(key)
+        if (!e) sources.splice(i, 1)
         continue
       }
       if (now - e.storedAt >= e.ttlMs) continue
@@ -192,12 +196,15 @@ export class Resources {
   /** Makes an entry a source of projections for its base. */
   #index(e: Entry, k: CacheKey): void {
     const { base } = baseOf(k)
-    let m = this.#sources.get(base)
+    const m = this.#sources.get(base)
     if (!m) {
       if (this.#sources.size >= MAX_BASES) this.#sources.clear()
-      this.#sources.set(base, (m = new Map<string, readonly string[]>()))
+      this.#sources.set(base, [[e.key, e.includes]]) // (a literal is allocated at its size; [].push grows to 17)
+      return
     }
-    m.set(e.key, e.includes)
+    const i = m.findIndex(([key]) => key === e.key)
+    if (i >= 0) m[i] = [e.key, e.includes]
+    else m.push([e.key, e.includes])
   }
 
   #dropProjections(route: string): void {

@@ -1,6 +1,7 @@
 // Who spends the budget: per-client counts of upstream calls, the calls each client holds in the
 // current window, and the caps of CLIENT_BUDGET_SHARES. The Throttle calls this at the moments a call
 // is handed to the limiter, starts, is given back unsent, and ends.
+import { DueQueue } from './due-queue.js'
 
 /** The client name without PROXY_API_KEYS. */
 export const ANONYMOUS = 'anonymous'
@@ -79,10 +80,19 @@ export class ClientWindows {
   readonly #o: ClientWindowsOptions
   /** calls handed, running, or ended less than a window ago, by client */
   readonly #held = new Map<string, number>()
-  readonly #timers = new Set<NodeJS.Timeout>()
+  /** slots coming back to their client's share, one window after each call's answer */
+  readonly #released: DueQueue<string>
 
   constructor(o: ClientWindowsOptions) {
     this.#o = o
+    this.#released = new DueQueue<string>((clients) => {
+      let freed = false
+      for (const client of clients) {
+        this.#drop(client)
+        freed ||= o.shares.has(client)
+      }
+      if (freed) o.onFree()
+    })
   }
 
   get shares(): ReadonlyMap<string, number> {
@@ -130,21 +140,11 @@ export class ClientWindows {
 
   /** A call ended: its slot comes back to the client's share at `at` (one window after its answer). */
   release(client: string, at: number): void {
-    const t = setTimeout(
-      () => {
-        this.#timers.delete(t)
-        this.#drop(client)
-        if (this.#o.shares.has(client)) this.#o.onFree()
-      },
-      Math.max(0, at - Date.now()),
-    )
-    t.unref()
-    this.#timers.add(t)
+    this.#released.add(at, client)
   }
 
   close(): void {
-    for (const t of this.#timers) clearTimeout(t)
-    this.#timers.clear()
+    this.#released.close()
   }
 
   #drop(client: string): void {

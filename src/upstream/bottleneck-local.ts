@@ -24,7 +24,7 @@ interface BottleneckInternals {
   _scheduled: Record<number, { timeout: unknown; expiration: NodeJS.Timeout | undefined; job: Job }>
   _clearGlobalState(index: number): unknown
   _free(index: number, job: Job, ...rest: unknown[]): unknown
-  _run(index: number, job: Job, wait: number): unknown
+  _run: (this: BottleneckInternals, index: number, job: Job, wait: number) => unknown
 }
 const Bottleneck = require('bottleneck/lib/Bottleneck.js') as { prototype: BottleneckInternals }
 

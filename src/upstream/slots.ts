@@ -1,8 +1,9 @@
 // Where a spent slot waits to come back to the reservoir (the sliding-window log of throttle.ts).
-// LocalSlots: a timer per return, in this process. RedisSlots: a sorted set in Redis that every
+// LocalSlots: due returns in this process (one timer for all: due-queue.ts). RedisSlots: a sorted set in Redis that every
 // replica sweeps, so that slots come back by time even when the replica that spent them is gone.
 import type Bottleneck from 'bottleneck'
 import type { Redis } from 'ioredis'
+import { DueQueue } from './due-queue.js'
 
 export interface SlotStore {
   /** gives `n` slots back at time `at` (or when a pause ends, if one runs then) */
@@ -14,14 +15,20 @@ export interface SlotStore {
 }
 
 export class LocalSlots implements SlotStore {
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #due: DueQueue<number>
   #pausedUntil = 0
   #closed = false
 
   constructor(
     private readonly limiter: Bottleneck,
     private readonly onError: (err: unknown) => void,
-  ) {}
+  ) {
+    this.#due = new DueQueue<number>((ns) => {
+      const n = ns.reduce((a, b) => a + b, 0)
+      if (Date.now() < this.#pausedUntil) return this.returnAt(this.#pausedUntil, n)
+      this.limiter.incrementReservoir(n).catch(this.onError)
+    })
+  }
 
   get pausedUntil(): number {
     return this.#pausedUntil
@@ -33,23 +40,12 @@ export class LocalSlots implements SlotStore {
 
   returnAt(at: number, n: number): void {
     if (this.#closed) return
-    const t = setTimeout(
-      () => {
-        this.#timers.delete(t)
-        if (this.#closed) return
-        if (Date.now() < this.#pausedUntil) return this.returnAt(this.#pausedUntil, n)
-        this.limiter.incrementReservoir(n).catch(this.onError)
-      },
-      Math.max(0, at - Date.now()),
-    )
-    t.unref()
-    this.#timers.add(t)
+    this.#due.add(at, n)
   }
 
   close(): void {
     this.#closed = true
-    for (const t of this.#timers) clearTimeout(t)
-    this.#timers.clear()
+    this.#due.close()
   }
 }
 
