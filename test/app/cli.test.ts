@@ -59,6 +59,7 @@ describe('the jobprogress-proxy command', () => {
     const child = spawn(TSX, ['src/cli.ts', '--port', '0', '--log-level=info', '--upstream-rate-limit', '7'], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, CACHE_DIR: '', JOBPROGRESS_TOKEN: 't', PORT: '1', LOG_LEVEL: 'silent', UPSTREAM_RATE_LIMIT: '60' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: tsx runs the CLI in a child process, which must go too
     })
     let out = ''
     child.stdout.on('data', (d) => (out += String(d)))
@@ -68,7 +69,7 @@ describe('the jobprogress-proxy command', () => {
       const status = (await (await fetch(`${base}/_proxy/status`)).json()) as { upstream: { budget_limit: number } }
       expect(status.upstream.budget_limit).toBe(7)
     } finally {
-      child.kill('SIGKILL')
+      process.kill(-child.pid!, 'SIGKILL')
     }
   })
 })
