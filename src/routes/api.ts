@@ -18,7 +18,8 @@ import { clientResponseHeaders } from '../upstream/headers.js'
 import { BufferedBody, kCall, replyFromDispatcher, type CallMeta } from '../upstream/dispatcher.js'
 import { ANONYMOUS, newTiming } from '../upstream/accounting.js'
 import type { HostPolicy } from './browser-guard.js'
-import { cachedAnswer } from './cached-answer.js'
+import { cachedAnswer, isHeld, writeAnswer } from './cached-answer.js'
+import { serverTimingValue } from '../server-timing.js'
 import { fastHits, type FrontHandler } from './fast-hits.js'
 
 declare module 'fastify' {
@@ -96,11 +97,19 @@ export async function registerApiRoutes(app: FastifyInstance, o: ApiOptions): Pr
     return cache.get(req).then((served) => send(request, reply, served))
   }
 
-  function send(request: FastifyRequest, reply: FastifyReply, s: Served) {
+  // An answer held as bytes is written as the hit path writes it (the waiters of one fill are
+  // answered one after another in one tick: Fastify's send pipeline cost ~40 us each); onResponse
+  // still runs (Fastify listens for the end of every routed answer). A streamed answer goes through
+  // Fastify, which handles a stream that fails halfway.
+  // (returns the reply: a handler's promise that resolves to undefined would make Fastify send an empty answer)
+  function send(request: FastifyRequest, reply: FastifyReply, s: Served): FastifyReply {
     request.cacheResult = s.result
     byResult.get(s.result)!.inc()
     const a = cachedAnswer(s, request.raw, o.config.publicUrl, upstreamPath)
-    return reply.headers(a.headers).code(a.status).send(a.body)
+    if (!isHeld(a)) return reply.headers(a.headers).code(a.status).send(a.body)
+    reply.hijack()
+    writeAnswer(reply.raw, a, serverTimingValue(s.result, request.timing ?? undefined, reply.elapsedTime))
+    return reply
   }
 
   app.decorateRequest('api', null as unknown as SplitUrl)

@@ -1,7 +1,7 @@
 // The answer to a GET or HEAD the cache served: status, headers and bytes, decided in one place for
 // the /api/v3 route (api.ts) and the hit path in front of the router (fast-hits.ts), so that the two
 // cannot drift apart. Server-Timing and Content-Length are added by whoever writes it.
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import type { Served } from '../cache/http-cache.js'
@@ -57,4 +57,22 @@ export function cachedAnswer(s: Served, req: AnswerRequest, publicUrl: string | 
     }
   }
   return { status: s.status, headers, body: bodyOf(s, r, { base: publicUrl ?? (() => clientBase(req)), upstreamPath }) }
+}
+
+/**
+ * Writes an answer held as bytes (or a 304) on Node's response, with Server-Timing and Content-Length:
+ * the hit path's way, and the route's for everything but a streamed answer (one writer for both).
+ */
+export function writeAnswer(res: ServerResponse, a: CachedAnswer & { body: Buffer | undefined }, serverTiming: string): void {
+  a.headers['server-timing'] = serverTiming
+  if (a.body === undefined) {
+    res.writeHead(a.status, a.headers).end()
+    return
+  }
+  a.headers['content-length'] = String(a.body.length)
+  res.writeHead(a.status, a.headers).end(a.body)
+}
+
+export function isHeld(a: CachedAnswer): a is CachedAnswer & { body: Buffer | undefined } {
+  return a.body === undefined || Buffer.isBuffer(a.body)
 }

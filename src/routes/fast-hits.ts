@@ -10,7 +10,7 @@
 // the whole answer is known, so going on to Fastify is always safe.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { Readable } from 'node:stream'
+import { pipeline, type Readable } from 'node:stream'
 import type { FastifyBaseLogger, FastifyServerFactory } from 'fastify'
 import type { Answers } from '../answers.js'
 import type { ClientAuth } from '../auth.js'
@@ -22,7 +22,7 @@ import { serverTimingValue } from '../server-timing.js'
 import type { ProxyState } from '../state.js'
 import { ANONYMOUS } from '../upstream/accounting.js'
 import { checkBrowserRequest, type HostPolicy } from './browser-guard.js'
-import { cachedAnswer } from './cached-answer.js'
+import { cachedAnswer, isHeld, writeAnswer } from './cached-answer.js'
 
 /** Answers the request and returns true, or returns false having written nothing. */
 export type FrontHandler = (req: IncomingMessage, res: ServerResponse) => boolean
@@ -100,14 +100,14 @@ export function fastHits(o: FastHitsOptions): FrontHandler {
     try {
       const a = cachedAnswer(served, req, o.publicUrl, o.upstreamPath)
       o.byResult.get(served.result)!.inc()
-      a.headers['server-timing'] = serverTimingValue(served.result, undefined, performance.now() - start)
-      if (Buffer.isBuffer(a.body)) {
-        a.headers['content-length'] = String(a.body.length)
-        res.writeHead(a.status, a.headers).end(a.body)
-      } else if (a.body instanceof Readable) {
+      const timing = serverTimingValue(served.result, undefined, performance.now() - start)
+      if (isHeld(a)) writeAnswer(res, a, timing)
+      else {
+        // (lookup() answers from entries, always bytes; a stream is handled all the same)
+        a.headers['server-timing'] = timing
         res.writeHead(a.status, a.headers)
-        a.body.pipe(res)
-      } else res.writeHead(a.status, a.headers).end()
+        pipeline(a.body as Readable, res, () => undefined)
+      }
       o.answers.emit({
         method: 'GET',
         url,
