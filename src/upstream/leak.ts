@@ -2,7 +2,7 @@
 // debug page, an error page) would show it. Every answer's headers and body pass through here: the
 // token's bytes are masked (same length, so a Content-Length stays true) and the answer is marked,
 // so that the cache can refuse it (502 UPSTREAM_LEAKED_TOKEN, never stored).
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
+import { finished, Transform, type Readable, type TransformCallback } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 
 /** Shorter secrets are not looked for: masking every 't' of every answer would only break them. */
@@ -129,6 +129,25 @@ export function guardAnswer(
   }
   const masker = new MaskSecret(forms, found)
   stages.push(masker)
-  pipeline(stages as unknown as [Readable, Transform], () => undefined)
+  chain(stages)
   return { headers: out, body: masker }
+}
+
+/**
+ * The stages piped one into the next, as stream.pipeline joins them: an error or an early close of
+ * any stage (the client left) destroys them all, the upstream body included. Not pipeline itself:
+ * Node 20's pipeline aborts an AbortController when it finishes, and the DOMException that makes
+ * cost ~45 us on every upstream answer (a profile of sequential misses, issue 14).
+ */
+function chain(stages: Array<Readable | Transform>): void {
+  const destroyAll = (err: Error) => {
+    for (const s of stages) if (!s.destroyed) s.destroy(err)
+  }
+  stages.forEach((s, i) => {
+    const next = stages[i + 1]
+    if (next) s.pipe(next as Transform)
+    finished(s, (err) => {
+      if (err) destroyAll(err)
+    })
+  })
 }
