@@ -107,8 +107,14 @@ export async function registerApiRoutes(app: FastifyInstance, o: ApiOptions): Pr
     byResult.get(s.result)!.inc()
     const a = cachedAnswer(s, request.raw, o.config.publicUrl, upstreamPath)
     if (!isHeld(a)) return reply.headers(a.headers).code(a.status).send(a.body)
-    reply.hijack()
-    writeAnswer(reply.raw, a, serverTimingValue(s.result, request.timing ?? undefined, reply.elapsedTime))
+    try {
+      writeAnswer(reply.raw, a, serverTimingValue(s.result, request.timing ?? undefined, reply.elapsedTime))
+    } catch (err) {
+      // writeHead refused a header before anything was sent: Fastify answers 500 in the envelope
+      if (!reply.raw.headersSent) throw err
+      reply.raw.destroy()
+    }
+    reply.hijack() // written: Fastify sends nothing more (its onResponse still runs)
     return reply
   }
 

@@ -78,7 +78,8 @@ function closeSignal(res: ServerResponse): AbortSignal {
 export function fastHits(o: FastHitsOptions): FrontHandler {
   return (req, res) => {
     const url = req.url
-    if (req.method !== 'GET' || url === undefined || !url.startsWith(API_PREFIX) || o.state.closing) return false
+    // (shutting down: Fastify's route answers, with Connection: close from the moment close() starts)
+    if (req.method !== 'GET' || url === undefined || !url.startsWith(API_PREFIX) || !o.state.ready) return false
     const h = req.headers
     if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false
     const start = performance.now()
@@ -122,7 +123,7 @@ export function fastHits(o: FastHitsOptions): FrontHandler {
       })
       return true
     } catch (err) {
-      // a bug in composing the answer: Fastify's route tries again and answers 500 in the envelope
+      // a bug in composing the answer: Fastify's route tries again (a second lookup) and answers 500 in the envelope
       o.log.error({ err }, 'answering a cache hit failed')
       if (!res.headersSent) return false
       res.destroy()

@@ -16,7 +16,7 @@ const LocalDatastore = require('bottleneck/lib/LocalDatastore.js') as {
 interface Job {
   options: { expiration?: number | null }
   doRun(): void
-  doExecute(limiter: unknown, clearGlobalState: () => unknown, run: (wait: number) => unknown, free: () => unknown): unknown
+  doExecute(limiter: unknown, clearGlobalState: () => unknown, run: (wait: number) => unknown, free: () => unknown): Promise<unknown>
   doExpire(clearGlobalState: () => unknown, run: (wait: number) => unknown, free: () => unknown): unknown
 }
 interface BottleneckInternals {
@@ -38,7 +38,10 @@ export function fastLocalYield(): void {
   }
   const run = Bottleneck.prototype._run
   // the same as Bottleneck 2.19.5's _run (lib/Bottleneck.js), with setImmediate for a wait of 0.
-  // Only `expiration` of a scheduled job is ever cleared (_clearGlobalState), never `timeout`.
+  // stop({ dropWaitingJobs: true }) drops a scheduled job with clearTimeout(timeout), which does not
+  // cancel an immediate: the job's doExecute then finds it dropped and rejects (its status is checked
+  // first, before the task runs; every later failure is handled inside doExecute). That rejection is
+  // the only one it can have, and the job's caller already has its drop error: nothing more to do.
   Bottleneck.prototype._run = function (this: BottleneckInternals, index: number, job: Job, wait: number) {
     if (wait > 0) return run.call(this, index, job, wait)
     job.doRun()
@@ -46,7 +49,9 @@ export function fastLocalYield(): void {
     const again = this._run.bind(this, index, job)
     const free = this._free.bind(this, index, job)
     return (this._scheduled[index] = {
-      timeout: setImmediate(() => job.doExecute(this._limiter, clearGlobalState, again, free)),
+      timeout: setImmediate(() => {
+        job.doExecute(this._limiter, clearGlobalState, again, free).catch(() => undefined)
+      }),
       expiration: job.options.expiration != null ? setTimeout(() => job.doExpire(clearGlobalState, again, free), job.options.expiration) : undefined,
       job,
     })

@@ -3,6 +3,8 @@
 // (accounting.ts). A timer per call is about 230 bytes of heap for a whole window: at a high
 // UPSTREAM_RATE_LIMIT that was 46 MiB for 100k calls in a minute (bench/results, issue 14); a heap
 // of (time, item) pairs is 40 bytes each and one timer.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 export class DueQueue<T> {
   readonly #heap: Array<{ at: number; item: T }> = []
   readonly #onDue: (items: T[]) => void
@@ -50,8 +52,9 @@ export class DueQueue<T> {
       return
     }
     this.#timerAt = head.at
-    // at least 1 ms: a timer may fire when Date.now() is still a fraction of a ms before `at`
-    this.#timer = setTimeout(() => this.#fire(), Math.max(1, head.at - Date.now()))
+    // at least 1 ms: a timer may fire when Date.now() is still a fraction of a ms before `at`; at
+    // most Node's longest timer (~24.8 days; longer fires at once): it re-arms for what is left
+    this.#timer = setTimeout(() => this.#fire(), Math.min(MAX_TIMER_MS, Math.max(1, head.at - Date.now())))
     this.#timer.unref()
   }
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createSimulator, DEMO_TOKEN } from '../../simulator/app.js'
-import { startStack, until } from '../helpers.js'
+import { rawGet, startStack, until } from '../helpers.js'
 
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx')
 
@@ -50,6 +50,11 @@ describe('graceful shutdown', () => {
       expect(ready.status).toBe(503)
       const cached = await fetch(`${s.url}/api/v3/jobs/1`) // still served while draining
       expect(cached.status).toBe(200)
+      expect(cached.headers.get('x-cache')).toBe('HIT')
+      // and ends its connection, so that keep-alive clients move to another replica before the end
+      const raw = await rawGet(s.port, '/api/v3/jobs/1', { connection: 'keep-alive' })
+      expect(raw.headers['x-cache']).toBe('HIT')
+      expect(raw.headers.connection).toBe('close')
       const res = await queued
       expect(res.status).toBe(503)
       expect(res.headers.get('retry-after')).toMatch(/^\d+$/)

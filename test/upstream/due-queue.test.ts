@@ -52,4 +52,22 @@ describe('DueQueue: items due at a time, one timer', () => {
     for (let i = 1; i < batches.length; i++) expect(Math.max(...batches[i - 1]!)).toBeLessThan(Math.min(...batches[i]!))
     expect(batches.flat().sort((a, b) => a - b)).toEqual([...ats].sort((a, b) => a - b))
   })
+
+  it("a time further off than Node's longest timer (~24.8 days) waits quietly, no 1 ms spin", async () => {
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    const got: string[] = []
+    const q = new DueQueue<string>((items) => got.push(...items))
+    try {
+      q.add(Date.now() + 40 * 24 * 3_600_000, 'in 40 days')
+      q.add(Date.now() + 30, 'soon')
+      await sleep(120)
+      expect(got).toEqual(['soon'])
+      expect(warnings.filter((w) => w.name === 'TimeoutOverflowWarning')).toEqual([])
+    } finally {
+      q.close()
+      process.off('warning', onWarning)
+    }
+  })
 })
