@@ -70,3 +70,9 @@ export function lazyChildLogger(logger: FastifyBaseLogger, bindings: Bindings, o
   if (typeof parent.isLevelEnabled !== 'function') return logger.child(bindings, opts)
   return new LazyChild(parent as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }, bindings, opts) as unknown as FastifyBaseLogger
 }
+
+/** Whether `log` writes lines of `level` (a logger without isLevelEnabled: assume it does). */
+export function levelEnabled(log: FastifyBaseLogger, level: Level): boolean {
+  const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
+  return l.isLevelEnabled === undefined || l.isLevelEnabled(level)
+}

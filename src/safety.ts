@@ -1,8 +1,15 @@
 // Request paths that must never reach the upstream, checked before routing does anything with them.
 // undici and WHATWG URL normalise `/api/v3/../../x` (and `%2e%2e`, and `\`) into `/x`: reject first.
+import type { IncomingHttpHeaders } from 'node:http'
 import { BadRequest } from './errors.js'
 
 export const API_PREFIX = '/api/v3'
+
+/** A GET or HEAD must not carry a body: a Content-Length other than 0, or any Transfer-Encoding. */
+export function carriesBody(h: IncomingHttpHeaders): boolean {
+  const length = h['content-length']
+  return (!!length && length !== '0') || !!h['transfer-encoding']
+}
 
 export interface SplitUrl {
   /** the path under /api/v3, still percent-encoded, '' or starting with / */

@@ -1,10 +1,10 @@
 // One line per request, without the query (it may carry personal data) and never a header, and the
 // request counters. Label lookups are remembered (prom-client hashes labels on every call), and the
 // log line's object is built only when the line is written.
-import type { FastifyBaseLogger } from 'fastify'
 import type { Answers } from '../answers.js'
 import type { ClientAuth } from '../auth.js'
 import { cellOf, type Cell } from '../counter-cells.js'
+import { levelEnabled } from '../lazy-logger.js'
 import { resourceOf, type Metrics } from '../metrics.js'
 import type { SplitUrl } from '../safety.js'
 import type { ProxyState } from '../state.js'
@@ -31,8 +31,7 @@ export function registerRequestLog(answers: Answers, o: { metrics: Metrics; clie
       c.inc()
     }
     state.requests++
-    const log = a.log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
-    if (log.isLevelEnabled && !log.isLevelEnabled('info')) return
+    if (!levelEnabled(a.log, 'info')) return
     const q = a.url.indexOf('?')
     a.log.info(
       {

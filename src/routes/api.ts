@@ -13,12 +13,12 @@ import { cellOf } from '../counter-cells.js'
 import type { Config } from '../config.js'
 import { BadRequest, ShuttingDown, withRetryAfter } from '../errors.js'
 import type { Metrics } from '../metrics.js'
-import { API_PREFIX, checkApiUrl, type SplitUrl } from '../safety.js'
+import { API_PREFIX, carriesBody, checkApiUrl, type SplitUrl } from '../safety.js'
 import { clientResponseHeaders } from '../upstream/headers.js'
 import { BufferedBody, kCall, replyFromDispatcher, type CallMeta } from '../upstream/dispatcher.js'
 import { ANONYMOUS, newTiming } from '../upstream/accounting.js'
 import type { HostPolicy } from './browser-guard.js'
-import { cachedAnswer, isHeld, writeAnswer } from './cached-answer.js'
+import { cachedAnswer, clientGone, isHeld, writeAnswer } from './cached-answer.js'
 import { serverTimingValue } from '../server-timing.js'
 import { fastHits, type FrontHandler } from './fast-hits.js'
 
@@ -30,15 +30,6 @@ declare module 'fastify' {
 }
 
 const PASS_THROUGH_METHODS = ['DELETE', 'OPTIONS', 'PATCH', 'POST', 'PUT'] as const
-
-/** An AbortSignal that fires when the client goes away before its answer is written. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort()
-  })
-  return controller.signal
-}
 
 export interface ApiOptions {
   config: Readonly<Config>
@@ -80,7 +71,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: ApiOptions): Pr
   // Synchronous when the store has the answer: no promise on the hit path.
   const cached = (request: FastifyRequest, reply: FastifyReply) => {
     check(request, reply) // the guard, inline: no hook runner on the hit path
-    if ((request.headers['content-length'] && request.headers['content-length'] !== '0') || request.headers['transfer-encoding']) {
+    if (carriesBody(request.headers)) {
       throw new BadRequest(`A ${request.method} request must not carry a body`)
     }
     const req: CacheRequest = {
@@ -90,7 +81,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: ApiOptions): Pr
       client: request.clientName,
       account: request.account,
       timing: request.timing ?? undefined,
-      signal: () => clientGone(reply), // made only when a call is needed: hits stay cheap
+      signal: () => clientGone(reply.raw), // made only when a call is needed: hits stay cheap
     }
     const hit = cache.lookup(req)
     if (hit) return send(request, reply, hit)
@@ -161,7 +152,7 @@ export async function registerApiRoutes(app: FastifyInstance, o: ApiOptions): Pr
             ...request.api,
             client: request.clientName,
             cls: request.method === 'OPTIONS' ? 'read' : 'write',
-            signal: clientGone(reply),
+            signal: clientGone(reply.raw),
             account: request.account,
             timing: request.timing ?? undefined,
           }

@@ -1,6 +1,7 @@
 // The answer to a GET or HEAD the cache served: status, headers and bytes, decided in one place for
 // the /api/v3 route (api.ts) and the hit path in front of the router (fast-hits.ts), so that the two
-// cannot drift apart. Server-Timing and Content-Length are added by whoever writes it.
+// cannot drift apart. Server-Timing and Content-Length are added by whoever writes it. Also the
+// signal both give the cache for a client that leaves before its answer (clientGone).
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
@@ -31,7 +32,7 @@ export function clientBase(req: AnswerRequest): string {
   return `${protocol}://${address.includes(':') ? `[${address}]` : address}:${req.socket.localPort}`
 }
 
-export function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
+function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
   if (!ifNoneMatch) return false
   if (ifNoneMatch.trim() === '*') return true
   return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)
@@ -75,4 +76,13 @@ export function writeAnswer(res: ServerResponse, a: CachedAnswer & { body: Buffe
 
 export function isHeld(a: CachedAnswer): a is CachedAnswer & { body: Buffer | undefined } {
   return a.body === undefined || Buffer.isBuffer(a.body)
+}
+
+/** An AbortSignal that fires when the client goes away before its answer is written. */
+export function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController()
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort()
+  })
+  return controller.signal
 }

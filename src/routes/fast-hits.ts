@@ -10,19 +10,18 @@
 // the whole answer is known, so going on to Fastify is always safe.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { pipeline, type Readable } from 'node:stream'
 import type { FastifyBaseLogger, FastifyServerFactory } from 'fastify'
 import type { Answers } from '../answers.js'
 import type { ClientAuth } from '../auth.js'
 import type { CacheResult, HttpCache, Served } from '../cache/http-cache.js'
 import type { Cell } from '../counter-cells.js'
-import { lazyChildLogger } from '../lazy-logger.js'
-import { API_PREFIX, checkApiUrl, type SplitUrl } from '../safety.js'
+import { lazyChildLogger, levelEnabled } from '../lazy-logger.js'
+import { API_PREFIX, carriesBody, checkApiUrl, type SplitUrl } from '../safety.js'
 import { serverTimingValue } from '../server-timing.js'
 import type { ProxyState } from '../state.js'
 import { ANONYMOUS } from '../upstream/accounting.js'
 import { checkBrowserRequest, type HostPolicy } from './browser-guard.js'
-import { cachedAnswer, isHeld, writeAnswer } from './cached-answer.js'
+import { cachedAnswer, clientGone, isHeld, writeAnswer } from './cached-answer.js'
 
 /** Answers the request and returns true, or returns false having written nothing. */
 export type FrontHandler = (req: IncomingMessage, res: ServerResponse) => boolean
@@ -61,27 +60,13 @@ export interface FastHitsOptions {
   nextRequestId: () => string
 }
 
-function infoEnabled(log: FastifyBaseLogger): boolean {
-  const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
-  return l.isLevelEnabled === undefined || l.isLevelEnabled('info')
-}
-
-/** An AbortSignal that fires when the client goes away before its answer is written. */
-function closeSignal(res: ServerResponse): AbortSignal {
-  const controller = new AbortController()
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort()
-  })
-  return controller.signal
-}
-
 export function fastHits(o: FastHitsOptions): FrontHandler {
   return (req, res) => {
     const url = req.url
     // (shutting down: Fastify's route answers, with Connection: close from the moment close() starts)
     if (req.method !== 'GET' || url === undefined || !url.startsWith(API_PREFIX) || !o.state.ready) return false
     const h = req.headers
-    if ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined) return false
+    if (carriesBody(h)) return false
     const start = performance.now()
     let api: SplitUrl
     let clientName: string
@@ -93,22 +78,16 @@ export function fastHits(o: FastHitsOptions): FrontHandler {
       clientName = o.clientAuth.identify({ headers: h, ip: (req.socket as Socket).remoteAddress ?? '' })
       account = o.clientAuth.enabled ? clientName : ANONYMOUS
       const cacheControl = h['cache-control']
-      served = o.cache.lookup({ rawPath: api.rawPath, rawQuery: api.rawQuery, cacheControl, client: clientName, account, signal: () => closeSignal(res) })
+      served = o.cache.lookup({ rawPath: api.rawPath, rawQuery: api.rawQuery, cacheControl, client: clientName, account, signal: () => clientGone(res) })
     } catch {
       return false // refused (a 4xx of the guard, the path or key check, a malformed query): Fastify answers it
     }
     if (served === undefined) return false // a call is needed: Fastify's route makes it
     try {
       const a = cachedAnswer(served, req, o.publicUrl, o.upstreamPath)
+      if (!isHeld(a)) return false // (never: lookup() answers from entries, which hold bytes; the route streams)
       o.byResult.get(served.result)!.inc()
-      const timing = serverTimingValue(served.result, undefined, performance.now() - start)
-      if (isHeld(a)) writeAnswer(res, a, timing)
-      else {
-        // (lookup() answers from entries, always bytes; a stream is handled all the same)
-        a.headers['server-timing'] = timing
-        res.writeHead(a.status, a.headers)
-        pipeline(a.body as Readable, res, () => undefined)
-      }
+      writeAnswer(res, a, serverTimingValue(served.result, undefined, performance.now() - start))
       o.answers.emit({
         method: 'GET',
         url,
@@ -119,7 +98,7 @@ export function fastHits(o: FastHitsOptions): FrontHandler {
         account,
         elapsedMs: performance.now() - start,
         // a request's own logger (its reqId) only when a request line will be written
-        log: infoEnabled(o.log) ? lazyChildLogger(o.log, { reqId: o.nextRequestId() }, {}) : o.log,
+        log: levelEnabled(o.log, 'info') ? lazyChildLogger(o.log, { reqId: o.nextRequestId() }, {}) : o.log,
       })
       return true
     } catch (err) {
