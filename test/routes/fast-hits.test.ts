@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
 import { gunzipSync } from 'node:zlib'
-import { rawRequest, startStack, type RawResponse, type Stack } from '../helpers.js'
+import { rawGet, startStack, type RawResponse, type Stack } from '../helpers.js'
 
 const T0 = Date.UTC(2026, 0, 5, 12)
 
@@ -18,10 +18,7 @@ const onHandler = (msg: unknown) => routedPorts.push((msg as { request: FastifyR
  * page, whose pagination links name them.
  */
 async function raw(s: Stack, target: string, headers: Record<string, string> = {}): Promise<RawResponse & { lines: string[] }> {
-  const h = Object.entries({ host: `127.0.0.1:${s.port}`, connection: 'close', ...headers })
-    .map(([k, v]) => `${k}: ${v}`)
-    .join('\r\n')
-  const r = await rawRequest(s.port, `GET ${target} HTTP/1.1\r\n${h}\r\n\r\n`)
+  const r = await rawGet(s.port, target, { host: `127.0.0.1:${s.port}`, ...headers })
   const lines = r.raw
     .split('\r\n\r\n', 1)[0]!
     .split('\r\n')
@@ -78,10 +75,7 @@ describe('cache hits in front of the router answer as the route does', () => {
     }
     // a list page's pagination links point at the proxy (the client's Host)
     for (const stack of [fast, routed]) {
-      const list = await rawRequest(
-        stack.port,
-        `GET /api/v3/jobs?limit=60&page=1&includes[]=customer HTTP/1.1\r\nhost: 127.0.0.1:${stack.port}\r\nx-proxy-key: key-alice-123456\r\nconnection: close\r\n\r\n`,
-      )
+      const list = await rawGet(stack.port, '/api/v3/jobs?limit=60&page=1&includes[]=customer', { host: `127.0.0.1:${stack.port}`, 'x-proxy-key': 'key-alice-123456' })
       expect(list.headers['x-cache']).toBe('HIT')
       expect(list.body).toContain(`http://127.0.0.1:${stack.port}/api/v3/jobs?`)
     }
